@@ -1,0 +1,288 @@
+// Package config reads the shop's settings from the environment and checks
+// them all at once, so an operator sees every mistake in one go.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the validated configuration of the shop.
+type Config struct {
+	SecretKey      string   // STRIPE_SECRET_KEY: sk_ or rk_ key
+	PublishableKey string   // STRIPE_PUBLISHABLE_KEY: pk_ key
+	WebhookSecrets []string // STRIPE_WEBHOOK_SECRET: comma-separated whsec_ secrets; empty disables /webhook
+	BaseURL        *url.URL // BASE_URL: where shoppers reach the shop
+	Port           int      // PORT
+	Database       Database // DATABASE_URL
+	StripeAPIBase  string   // STRIPE_API_BASE: "" for Stripe itself
+	StripeTimeout  time.Duration
+	CatalogFile    string // CATALOG_FILE: "" for the built-in catalogue
+	AdminPassword  string // ADMIN_PASSWORD: "" disables /admin
+	Checkout       CheckoutOptions
+	// CheckoutOrigins are extra origins the browser may be sent to for
+	// payment (CHECKOUT_ORIGINS), beside Stripe's own; the offline simulator
+	// needs its origin here.
+	CheckoutOrigins []string
+	DemoMode        bool // DEMO_MODE: every page says no real payments are taken
+	LogFormat       string
+}
+
+// Live reports whether the keys are live-mode keys.
+func (c Config) Live() bool { return strings.Contains(c.SecretKey, "_live_") }
+
+// Addr is the listen address.
+func (c Config) Addr() string { return ":" + strconv.Itoa(c.Port) }
+
+// Database says which store to open.
+type Database struct {
+	Driver string // "sqlite" or "postgres"
+	DSN    string // a file path for sqlite, the URL for postgres
+}
+
+// CheckoutOptions are the Checkout Session options a shop owner may turn on.
+type CheckoutOptions struct {
+	Locale             string   // CHECKOUT_LOCALE, default "auto"
+	PromotionCodes     bool     // CHECKOUT_PROMOTION_CODES
+	AutomaticTax       bool     // CHECKOUT_AUTOMATIC_TAX
+	ShippingCountries  []string // CHECKOUT_SHIPPING_COUNTRIES: ISO codes, e.g. US,CA
+	BillingAddress     bool     // CHECKOUT_BILLING_ADDRESS: require a billing address
+	MaxQuantityDefault int64    // CHECKOUT_MAX_QUANTITY: per product unless the catalogue says otherwise
+}
+
+// Placeholder values shipped in .env.example; a config still holding them was
+// never filled in.
+const (
+	PlaceholderSecretKey      = "sk_test_replace_me"
+	PlaceholderPublishableKey = "pk_test_replace_me"
+	PlaceholderWebhookSecret  = "whsec_replace_me"
+)
+
+// Error lists every problem found in the environment.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return "configuration problems:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// keysHelp says where an operator gets Stripe test keys.
+const keysHelp = "get test keys at https://dashboard.stripe.com/test/apikeys and put them in .env (see .env.example)"
+
+// Load reads the configuration through getenv and validates it. The returned
+// error is an *Error naming every missing or malformed variable.
+func Load(getenv func(string) string) (Config, error) {
+	var p []string
+	bad := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
+
+	c := Config{
+		SecretKey:      get("STRIPE_SECRET_KEY"),
+		PublishableKey: get("STRIPE_PUBLISHABLE_KEY"),
+		StripeAPIBase:  strings.TrimRight(get("STRIPE_API_BASE"), "/"),
+		CatalogFile:    get("CATALOG_FILE"),
+		AdminPassword:  getenv("ADMIN_PASSWORD"),
+		LogFormat:      orDefault(get("LOG_FORMAT"), "text"),
+	}
+
+	switch sk := c.SecretKey; {
+	case sk == "":
+		bad("STRIPE_SECRET_KEY is not set: %s", keysHelp)
+	case sk == PlaceholderSecretKey:
+		bad("STRIPE_SECRET_KEY still holds the .env.example placeholder: %s", keysHelp)
+	case strings.HasPrefix(sk, "pk_"):
+		bad("STRIPE_SECRET_KEY holds a publishable key (pk_...): use the secret key (sk_...) or a restricted key (rk_...)")
+	case strings.HasPrefix(sk, "whsec_"):
+		bad("STRIPE_SECRET_KEY holds a webhook signing secret (whsec_...): use the secret key (sk_...) or a restricted key (rk_...)")
+	case !hasAnyPrefix(sk, "sk_test_", "sk_live_", "rk_test_", "rk_live_"):
+		bad("STRIPE_SECRET_KEY must start with sk_test_, sk_live_, rk_test_ or rk_live_")
+	}
+	switch pk := c.PublishableKey; {
+	case pk == "":
+		bad("STRIPE_PUBLISHABLE_KEY is not set: %s", keysHelp)
+	case pk == PlaceholderPublishableKey:
+		bad("STRIPE_PUBLISHABLE_KEY still holds the .env.example placeholder: %s", keysHelp)
+	case hasAnyPrefix(pk, "sk_", "rk_"):
+		bad("STRIPE_PUBLISHABLE_KEY holds a secret key: it would be sent to every browser; use the publishable key (pk_...)")
+	case !hasAnyPrefix(pk, "pk_test_", "pk_live_"):
+		bad("STRIPE_PUBLISHABLE_KEY must start with pk_test_ or pk_live_")
+	}
+	if skMode, pkMode := mode(c.SecretKey), mode(c.PublishableKey); skMode != "" && pkMode != "" && skMode != pkMode {
+		bad("STRIPE_SECRET_KEY is a %s key but STRIPE_PUBLISHABLE_KEY is a %s key: use both keys from the same mode", skMode, pkMode)
+	}
+
+	for _, s := range strings.Split(get("STRIPE_WEBHOOK_SECRET"), ",") {
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "":
+		case s == PlaceholderWebhookSecret:
+			bad("STRIPE_WEBHOOK_SECRET still holds the .env.example placeholder: run `stripe listen --forward-to localhost:8000/webhook` and copy the whsec_ secret it prints, or leave it empty")
+		case !strings.HasPrefix(s, "whsec_"):
+			bad("STRIPE_WEBHOOK_SECRET must be whsec_ secrets separated by commas")
+		default:
+			c.WebhookSecrets = append(c.WebhookSecrets, s)
+		}
+	}
+
+	base := orDefault(get("BASE_URL"), "http://localhost:8000")
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		bad("BASE_URL must be an absolute http(s) URL such as https://shop.example.com, got %q", base)
+	} else {
+		u.Path = strings.TrimRight(u.Path, "/")
+		c.BaseURL = u
+	}
+	c.Port = intVar(get("PORT"), 8000, 0, 65535, "PORT", bad) // 0: any free port
+
+	c.Database = parseDatabase(orDefault(get("DATABASE_URL"), "sqlite:data/shop.db"), bad)
+
+	if c.StripeAPIBase != "" {
+		if u, err := url.Parse(c.StripeAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("STRIPE_API_BASE must be an absolute http(s) URL such as http://localhost:12111, got %q", c.StripeAPIBase)
+		}
+	}
+	c.StripeTimeout = durationVar(get("STRIPE_TIMEOUT"), 10*time.Second, "STRIPE_TIMEOUT", bad)
+
+	c.Checkout = CheckoutOptions{
+		Locale:             orDefault(get("CHECKOUT_LOCALE"), "auto"),
+		PromotionCodes:     boolVar(get("CHECKOUT_PROMOTION_CODES"), "CHECKOUT_PROMOTION_CODES", bad),
+		AutomaticTax:       boolVar(get("CHECKOUT_AUTOMATIC_TAX"), "CHECKOUT_AUTOMATIC_TAX", bad),
+		BillingAddress:     boolVar(get("CHECKOUT_BILLING_ADDRESS"), "CHECKOUT_BILLING_ADDRESS", bad),
+		MaxQuantityDefault: int64(intVar(get("CHECKOUT_MAX_QUANTITY"), 10, 1, 999, "CHECKOUT_MAX_QUANTITY", bad)),
+	}
+	for _, cc := range splitList(get("CHECKOUT_SHIPPING_COUNTRIES")) {
+		cc = strings.ToUpper(cc)
+		if len(cc) != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z' {
+			bad("CHECKOUT_SHIPPING_COUNTRIES must be two-letter country codes separated by commas, such as US,CA; got %q", cc)
+			continue
+		}
+		c.Checkout.ShippingCountries = append(c.Checkout.ShippingCountries, cc)
+	}
+
+	for _, o := range splitList(get("CHECKOUT_ORIGINS")) {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("CHECKOUT_ORIGINS must be origins such as http://localhost:12113, got %q", o)
+			continue
+		}
+		c.CheckoutOrigins = append(c.CheckoutOrigins, u.Scheme+"://"+u.Host)
+	}
+	c.DemoMode = boolVar(get("DEMO_MODE"), "DEMO_MODE", bad)
+	if c.DemoMode && c.Live() {
+		bad("DEMO_MODE is set with live keys: demo mode is for test keys only")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("LOG_FORMAT must be text or json, got %q", c.LogFormat)
+	}
+
+	if len(p) > 0 {
+		return Config{}, &Error{Problems: p}
+	}
+	return c, nil
+}
+
+// IsConfigError reports whether err lists configuration problems.
+func IsConfigError(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+func parseDatabase(raw string, bad func(string, ...any)) Database {
+	switch {
+	case strings.HasPrefix(raw, "sqlite:"):
+		path := strings.TrimPrefix(raw, "sqlite:")
+		path = strings.TrimPrefix(path, "//") // sqlite://path is a common spelling
+		if path == "" {
+			bad("DATABASE_URL sqlite:PATH needs a file path, such as sqlite:data/shop.db")
+		}
+		return Database{Driver: "sqlite", DSN: path}
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		return Database{Driver: "postgres", DSN: raw}
+	}
+	bad("DATABASE_URL must be sqlite:PATH or postgres://..., got %q", redactURL(raw))
+	return Database{}
+}
+
+// redactURL hides a password in a URL so it can be shown in an error.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+func mode(key string) string {
+	switch {
+	case strings.Contains(key, "_test_"):
+		return "test"
+	case strings.Contains(key, "_live_"):
+		return "live"
+	}
+	return ""
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func intVar(v string, def, lo, hi int, name string, bad func(string, ...any)) int {
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		bad("%s must be a whole number from %d to %d, got %q", name, lo, hi, v)
+		return def
+	}
+	return n
+}
+
+func boolVar(v, name string, bad func(string, ...any)) bool {
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		bad("%s must be true or false, got %q", name, v)
+	}
+	return b
+}
+
+func durationVar(v string, def time.Duration, name string, bad func(string, ...any)) time.Duration {
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > 2*time.Minute {
+		bad("%s must be a duration such as 10s (at most 2m), got %q", name, v)
+		return def
+	}
+	return d
+}

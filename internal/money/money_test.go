@@ -1,0 +1,33 @@
+package money
+
+import "testing"
+
+func TestFormat(t *testing.T) {
+	tests := []struct {
+		amount   int64
+		currency string
+		want     string
+	}{
+		{2000, "usd", "$20.00"},
+		{2000, "USD", "$20.00"},
+		{5, "usd", "$0.05"},
+		{0, "usd", "$0.00"},
+		{123456789, "usd", "$1,234,567.89"},
+		{-150, "eur", "-€1.50"},
+		{500, "jpy", "¥500"},
+		{1000000, "krw", "₩1,000,000"},
+		{2000, "sek", "20.00 SEK"},
+		{2500, "clp", "2,500 CLP"},
+	}
+	for _, tt := range tests {
+		if got := Format(tt.amount, tt.currency); got != tt.want {
+			t.Errorf("Format(%d, %q) = %q, want %q", tt.amount, tt.currency, got, tt.want)
+		}
+	}
+}
+
+func TestZeroDecimal(t *testing.T) {
+	if !ZeroDecimal("JPY") || ZeroDecimal("usd") {
+		t.Errorf("ZeroDecimal: got jpy=%v usd=%v, want true false", ZeroDecimal("JPY"), ZeroDecimal("usd"))
+	}
+}

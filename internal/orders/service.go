@@ -1,0 +1,134 @@
+package orders
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+)
+
+// Fulfiller delivers a paid order: ships it, grants access, sends the email.
+// The Service calls it inside the store transaction that records
+// fulfilled_at, so it runs once per order however many paths race to fulfil
+// it. If it returns an error nothing is recorded and a later call retries. A
+// crash after Fulfill returns but before the commit makes a later call run it
+// again, so a Fulfiller with outside effects should use the order id as an
+// idempotency key.
+type Fulfiller interface {
+	Fulfill(ctx context.Context, o Order) error
+}
+
+// LogFulfiller is the default Fulfiller: the store records fulfilled_at and
+// this logs one structured line per order.
+type LogFulfiller struct {
+	Logger *slog.Logger
+}
+
+// Fulfill logs "order fulfilled".
+func (f LogFulfiller) Fulfill(ctx context.Context, o Order) error {
+	f.Logger.LogAttrs(ctx, slog.LevelInfo, "order fulfilled",
+		slog.String("order_id", o.ID),
+		slog.Int64("amount", o.AmountTotal),
+		slog.String("currency", o.Currency),
+		slog.String("email", o.Email),
+		slog.String("session_id", o.SessionID),
+	)
+	return nil
+}
+
+// Service applies what Stripe reports to orders and fulfils paid ones. Both
+// the webhook and the success page go through it, so whichever arrives first
+// does the work and the other finds nothing left to do.
+type Service struct {
+	store     Store
+	fulfiller Fulfiller
+	log       *slog.Logger
+}
+
+// NewService builds a Service.
+func NewService(store Store, fulfiller Fulfiller, log *slog.Logger) *Service {
+	return &Service{store: store, fulfiller: fulfiller, log: log}
+}
+
+// HandleEvent stores and applies a verified event, then fulfils its order if
+// it is paid. The event is durable once HandleEvent returns nil; a fulfilment
+// failure after that is logged and retried by FulfilPending, not returned, so
+// Stripe does not redeliver an event that was already applied.
+func (s *Service) HandleEvent(ctx context.Context, ev Event) (ApplyResult, error) {
+	res, err := s.store.ApplyEvent(ctx, ev)
+	if err != nil {
+		return res, fmt.Errorf("apply event %s: %w", ev.ID, err)
+	}
+	switch {
+	case res.Duplicate:
+		s.log.LogAttrs(ctx, slog.LevelInfo, "duplicate event ignored", slog.String("event_id", ev.ID), slog.String("type", ev.Type))
+	case !res.Matched && Handled(ev.Type):
+		s.log.LogAttrs(ctx, slog.LevelWarn, "event for a session this shop did not create",
+			slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("session_id", ev.Session.ID))
+	case res.Matched:
+		s.logChange(ctx, res.Previous, res.Order, slog.String("event_id", ev.ID), slog.String("type", ev.Type))
+		s.fulfil(ctx, res.Order)
+		res.Order = s.reload(ctx, res.Order)
+	}
+	return res, nil
+}
+
+// Reconcile applies a direct read of a Checkout Session (the success page's)
+// to its order and fulfils it if it is paid.
+func (s *Service) Reconcile(ctx context.Context, sess Session) (Order, error) {
+	o, err := s.store.Reconcile(ctx, sess)
+	if err != nil {
+		return o, fmt.Errorf("reconcile session: %w", err)
+	}
+	s.fulfil(ctx, o)
+	return s.reload(ctx, o), nil
+}
+
+// FulfilPending fulfils paid orders left unfulfilled, such as by a crash
+// between an event's commit and its fulfilment. It returns how many it did.
+func (s *Service) FulfilPending(ctx context.Context) (int, error) {
+	ids, err := s.store.Unfulfilled(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list unfulfilled orders: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		done, err := s.store.Fulfil(ctx, id, s.fulfiller.Fulfill)
+		if err != nil {
+			return n, fmt.Errorf("fulfil order %s: %w", id, err)
+		}
+		if done {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *Service) fulfil(ctx context.Context, o Order) {
+	if o.Status != StatusPaid || o.FulfilledAt != nil {
+		return
+	}
+	if _, err := s.store.Fulfil(ctx, o.ID, s.fulfiller.Fulfill); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelError, "fulfilment failed; will retry", slog.String("order_id", o.ID), slog.Any("error", err))
+	}
+}
+
+// reload returns the order as stored now, or o if that fails.
+func (s *Service) reload(ctx context.Context, o Order) Order {
+	if fresh, err := s.store.Order(ctx, o.ID); err == nil {
+		return fresh
+	}
+	return o
+}
+
+func (s *Service) logChange(ctx context.Context, from Status, o Order, attrs ...slog.Attr) {
+	if from == o.Status {
+		return
+	}
+	level := slog.LevelInfo
+	if o.Status == StatusNeedsReview {
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("review", o.Review))
+	}
+	attrs = append(attrs, slog.String("order_id", o.ID), slog.String("from", string(from)), slog.String("to", string(o.Status)))
+	s.log.LogAttrs(ctx, level, "order status changed", attrs...)
+}

@@ -1,0 +1,247 @@
+// Package sqlite keeps orders in a SQLite file, through the pure-Go driver
+// modernc.org/sqlite.
+//
+// A Store holds two pools on the same file: a writer with a single connection,
+// whose transactions begin IMMEDIATE so every write is serialized and never
+// upgrades a read lock halfway, and a small read-only pool for queries, which
+// WAL mode lets run alongside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopcheckout/shop/internal/orders"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// migrations holds the numbered schema changes, applied in order by Open.
+//
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is an orders.Store backed by a SQLite file. It is safe for concurrent
+// use; build it with Open.
+type Store struct {
+	w   *sql.DB // one connection, BEGIN IMMEDIATE: every write goes through here
+	r   *sql.DB // read-only pool
+	now func() time.Time
+}
+
+var _ orders.Store = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	now         func() time.Time
+	busyTimeout time.Duration
+	readConns   int
+}
+
+// WithClock sets the clock used for the created, updated, paid and fulfilled
+// times the store records. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// WithBusyTimeout sets how long a connection waits for another process's lock
+// before failing with SQLITE_BUSY. The default is five seconds.
+func WithBusyTimeout(d time.Duration) Option {
+	return func(o *options) { o.busyTimeout = d }
+}
+
+// WithReadConns sets the size of the read-only pool. The default is 4.
+func WithReadConns(n int) Option {
+	return func(o *options) { o.readConns = n }
+}
+
+// Open opens, creating it and its directory if needed, the database at path
+// and brings its schema up to date.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	o := options{now: time.Now, busyTimeout: 5 * time.Second, readConns: 4}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch {
+	case path == "" || strings.ContainsRune(path, '?'):
+		return nil, fmt.Errorf("sqlite: invalid path %q", path)
+	case o.now == nil:
+		return nil, errors.New("sqlite: nil clock")
+	case o.busyTimeout < 0:
+		return nil, fmt.Errorf("sqlite: negative busy timeout %v", o.busyTimeout)
+	case o.readConns < 1:
+		return nil, fmt.Errorf("sqlite: %d read connections, want at least 1", o.readConns)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+
+	w, err := sql.Open("sqlite", dsn(path, o.busyTimeout, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open writer: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	s := &Store{w: w, now: o.now}
+	// Connect and migrate before the readers exist, so the file is already in
+	// WAL mode and has its tables when they first look at it.
+	if err := w.PingContext(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", path, err), w.Close())
+	}
+	if err := s.migrate(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: migrate %s: %w", path, err), w.Close())
+	}
+
+	r, err := sql.Open("sqlite", dsn(path, o.busyTimeout, true))
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: open readers: %w", err), w.Close())
+	}
+	r.SetMaxOpenConns(o.readConns)
+	r.SetMaxIdleConns(o.readConns)
+	s.r = r
+	if err := r.PingContext(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", path, err), s.Close())
+	}
+	return s, nil
+}
+
+// dsn builds the data source name. The pragmas go in the DSN, not in an Exec
+// after Open, because database/sql opens connections whenever it likes: only
+// the DSN reaches every one of them.
+func dsn(path string, busyTimeout time.Duration, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)") // a commit survives power loss, not only a crash
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Set("_query_only", "1")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return path + "?" + q.Encode()
+}
+
+// migrate applies, each in its own transaction together with its row in
+// schema_migrations, the embedded migrations not applied yet.
+func (s *Store) migrate(ctx context.Context) error {
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL -- unix microseconds, UTC
+	) STRICT`
+	if _, err := s.w.ExecContext(ctx, create); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	seen := map[int]string{}
+	for _, name := range names {
+		base := path.Base(name)
+		prefix, _, _ := strings.Cut(base, "_")
+		version, err := strconv.Atoi(prefix)
+		if err != nil || version < 1 {
+			return fmt.Errorf("migration %s: name does not start with a version number", base)
+		}
+		if other, ok := seen[version]; ok {
+			return fmt.Errorf("migrations %s and %s share version %d", other, base, version)
+		}
+		seen[version] = base
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return err
+		}
+		err = s.write(ctx, func(tx *sql.Tx) error {
+			var done bool
+			err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, version).Scan(&done)
+			if err != nil || done {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, s.clock().UnixMicro())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// write runs fn in a write transaction (BEGIN IMMEDIATE on the single writer
+// connection) and commits it if fn succeeds. The transaction is rolled back if
+// fn fails or panics.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		if rbErr := tx.Rollback(); rbErr != nil && err != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	committed = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// clock returns the store's now at the precision it keeps.
+func (s *Store) clock() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+// Ping reports whether both pools answer.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := errors.Join(s.w.PingContext(ctx), s.r.PingContext(ctx)); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	if err := errors.Join(s.r.Close(), s.w.Close()); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// pragmas reports the settings of one connection that the DSN is meant to
+// have applied, as SQLite prints them.
+func pragmas(ctx context.Context, c *sql.Conn) (map[string]string, error) {
+	m := map[string]string{}
+	for _, name := range []string{"journal_mode", "synchronous", "busy_timeout", "foreign_keys", "query_only"} {
+		var v string
+		if err := c.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v); err != nil {
+			return nil, fmt.Errorf("pragma %s: %w", name, err)
+		}
+		m[name] = v
+	}
+	return m, nil
+}

@@ -1,0 +1,250 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/shopcheckout/shop/internal/catalog"
+	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/sqlite"
+	"github.com/shopcheckout/shop/static"
+	"github.com/shopcheckout/shop/templates"
+)
+
+const (
+	testSecretKey      = "sk_test_51TestSecretKeyValueForTests"
+	testPublishableKey = "pk_test_51TestPublishableKeyValue"
+	testWebhookSecret  = "whsec_test_secret_one"
+	testWebhookSecret2 = "whsec_test_secret_two"
+)
+
+// fakeSessions stands in for Stripe's Checkout Sessions API and remembers
+// every call.
+type fakeSessions struct {
+	mu       sync.Mutex
+	created  []*stripe.CheckoutSessionParams
+	gets     int
+	sessions map[string]*stripe.CheckoutSession
+	newErr   error
+	getErr   error
+	hang     bool // block until the call's context is done
+}
+
+func newFakeSessions() *fakeSessions {
+	return &fakeSessions{sessions: map[string]*stripe.CheckoutSession{}}
+}
+
+func (f *fakeSessions) New(p *stripe.CheckoutSessionParams) (*stripe.CheckoutSession, error) {
+	f.mu.Lock()
+	f.created = append(f.created, p)
+	hang, err := f.hang, f.newErr
+	f.mu.Unlock()
+	if hang {
+		<-p.Context.Done()
+		return nil, p.Context.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := fmt.Sprintf("cs_test_fake%03d", len(f.sessions)+1)
+	var total int64
+	var items []*stripe.LineItem
+	for _, li := range p.LineItems {
+		amount := *li.PriceData.UnitAmount * *li.Quantity
+		total += amount
+		items = append(items, &stripe.LineItem{Description: *li.PriceData.ProductData.Name, Quantity: *li.Quantity, AmountTotal: amount, Currency: stripe.Currency(*li.PriceData.Currency)})
+	}
+	s := &stripe.CheckoutSession{
+		ID: id, URL: "https://checkout.stripe.com/c/pay/" + id,
+		Status: stripe.CheckoutSessionStatusOpen, PaymentStatus: stripe.CheckoutSessionPaymentStatusUnpaid,
+		AmountSubtotal: total, AmountTotal: total, Currency: stripe.Currency(*p.LineItems[0].PriceData.Currency),
+		ClientReferenceID: *p.ClientReferenceID, Metadata: p.Metadata,
+		LineItems: &stripe.LineItemList{Data: items},
+	}
+	f.sessions[id] = s
+	return s, nil
+}
+
+func (f *fakeSessions) Get(id string, p *stripe.CheckoutSessionParams) (*stripe.CheckoutSession, error) {
+	f.mu.Lock()
+	f.gets++
+	hang, err := f.hang, f.getErr
+	s, ok := f.sessions[id]
+	f.mu.Unlock()
+	if hang {
+		<-p.Context.Done()
+		return nil, p.Context.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &stripe.Error{HTTPStatusCode: 404, Type: stripe.ErrorTypeInvalidRequest, Code: stripe.ErrorCodeResourceMissing, Msg: "No such checkout.session"}
+	}
+	cp := *s
+	return &cp, nil
+}
+
+// pay marks a fake session completed, as Checkout would.
+func (f *fakeSessions) pay(id, paymentStatus, email string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.sessions[id]
+	s.Status = stripe.CheckoutSessionStatusComplete
+	s.PaymentStatus = stripe.CheckoutSessionPaymentStatus(paymentStatus)
+	s.CustomerDetails = &stripe.CheckoutSessionCustomerDetails{Email: email}
+}
+
+func (f *fakeSessions) calls() (created, gets int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.created), f.gets
+}
+
+func (f *fakeSessions) lastParams(t testing.TB) *stripe.CheckoutSessionParams {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.created) == 0 {
+		t.Fatal("no Checkout Session was created")
+	}
+	return f.created[len(f.created)-1]
+}
+
+// syncBuffer is a log sink tests can read while the server writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type testServer struct {
+	*Server
+	fake  *fakeSessions
+	store *sqlite.Store
+	logs  *syncBuffer
+}
+
+type testOption func(*config.Config)
+
+func testConfig() config.Config {
+	base, _ := url.Parse("http://shop.test")
+	return config.Config{
+		SecretKey:      testSecretKey,
+		PublishableKey: testPublishableKey,
+		WebhookSecrets: []string{testWebhookSecret},
+		BaseURL:        base,
+		Port:           8000,
+		StripeTimeout:  2 * time.Second,
+		AdminPassword:  "let-me-in",
+		Checkout:       config.CheckoutOptions{Locale: "auto", MaxQuantityDefault: 10},
+	}
+}
+
+// newTestServer builds the real router over a fresh SQLite store and a fake
+// Stripe.
+func newTestServer(t testing.TB, opts ...testOption) *testServer {
+	t.Helper()
+	cfg := testConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "shop.db"))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	fake := newFakeSessions()
+	cat, err := catalog.New([]catalog.Product{
+		{ID: "tshirt", Name: "T-shirt", Description: "Comfortable cotton T-shirt", UnitAmount: 2000, Currency: "usd"},
+		{ID: "mug", Name: "Mug <b>bold</b>", UnitAmount: 1250, Currency: "eur", MaxQuantity: 3},
+	}, cfg.Checkout.MaxQuantityDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(Deps{
+		Config: cfg, Catalog: cat, Store: store,
+		Orders:   orders.NewService(store, orders.LogFulfiller{Logger: log}, log),
+		Sessions: fake, Logger: log, Templates: templates.FS, Static: static.FS,
+	})
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	t.Cleanup(func() { assertNoSecrets(t, "log", logs.String()) })
+	return &testServer{Server: srv, fake: fake, store: store, logs: logs}
+}
+
+// do sends a request through the real router.
+func (ts *testServer) do(t testing.TB, method, target string, body io.Reader, headers ...string) *http.Response {
+	t.Helper()
+	req := httptest.NewRequest(method, target, body)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	ts.ServeHTTP(rec, req)
+	res := rec.Result()
+	b, _ := io.ReadAll(res.Body)
+	assertNoSecrets(t, method+" "+target, string(b))
+	res.Body = io.NopCloser(bytes.NewReader(b))
+	return res
+}
+
+func readBody(t testing.TB, res *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body = io.NopCloser(bytes.NewReader(b))
+	return string(b)
+}
+
+// assertNoSecrets fails if a secret key or webhook secret shows in text.
+func assertNoSecrets(t testing.TB, where, text string) {
+	t.Helper()
+	for _, secret := range []string{testSecretKey, testWebhookSecret, testWebhookSecret2, "sk_live_", "rk_live_"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("%s contains a secret (%q...)", where, secret[:8])
+		}
+	}
+}
+
+func formBody(kv ...string) io.Reader {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Set(kv[i], kv[i+1])
+	}
+	return strings.NewReader(v.Encode())
+}
+
+const formType = "application/x-www-form-urlencoded"

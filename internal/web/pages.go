@@ -1,0 +1,80 @@
+package web
+
+import (
+	"context"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/shopcheckout/shop/internal/money"
+)
+
+// homePage is the view model of home.html.
+type homePage struct {
+	Page
+	Products []productView
+}
+
+type productView struct {
+	ID, Name, Description, Price, Image string
+	MaxQuantity                         int64
+}
+
+func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
+	products := s.catalog.Products()
+	v := homePage{Page: s.page("Shop"), Products: make([]productView, len(products))}
+	for i, p := range products {
+		v.Products[i] = productView{
+			ID: p.ID, Name: p.Name, Description: p.Description, Image: p.Image,
+			Price:       money.Format(p.UnitAmount, p.Currency),
+			MaxQuantity: p.MaxQuantity,
+		}
+	}
+	s.render(w, r, http.StatusOK, "home", v)
+}
+
+// configBody is the JSON of GET /config.
+type configBody struct {
+	PublicKey string `json:"publicKey"`
+}
+
+func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, configBody{PublicKey: s.cfg.PublishableKey})
+}
+
+type cancelledPage struct{ Page }
+
+func (s *Server) handleCancelled(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "cancelled", cancelledPage{Page: s.page("Checkout cancelled")})
+}
+
+type healthBody struct {
+	Status string `json:"status"`
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.ErrorContext(r.Context(), "health check: store does not answer", "error", err)
+		s.writeJSON(w, r, http.StatusServiceUnavailable, healthBody{Status: "store unavailable"})
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, healthBody{Status: "ok"})
+}
+
+// staticFiles serves the embedded assets; directory listings are refused.
+func (s *Server) staticFiles() http.Handler {
+	files := http.StripPrefix("/static/", http.FileServerFS(s.static))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if st, err := fs.Stat(s.static, name); err != nil || st.IsDir() {
+			s.handleNotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		files.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,70 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"sync"
+)
+
+// pages holds every page template, parsed once: layout plus the page.
+type pages struct {
+	byName map[string]*template.Template
+	bufs   sync.Pool
+}
+
+// pageNames lists the page templates; parsePages fails if one is missing.
+var pageNames = []string{"home", "success", "cancelled", "error", "admin_orders"}
+
+func parsePages(fsys fs.FS) (*pages, error) {
+	p := &pages{byName: make(map[string]*template.Template, len(pageNames))}
+	p.bufs.New = func() any { return new(bytes.Buffer) }
+	for _, name := range pageNames {
+		t, err := template.New(name).ParseFS(fsys, "layout.html", name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", name, err)
+		}
+		if t.Lookup("layout") == nil {
+			return nil, fmt.Errorf("parse template %s: no layout", name)
+		}
+		p.byName[name] = t
+	}
+	return p, nil
+}
+
+// Page is what the layout needs; every page's view model embeds it.
+type Page struct {
+	Title    string
+	ShopName string
+	Demo     bool
+}
+
+// render executes a page into a pooled buffer and only then writes headers
+// and body, so a template error never sends half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	t := s.pages.byName[name]
+	buf := s.pages.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer s.pages.bufs.Put(buf)
+	if t == nil {
+		s.log.ErrorContext(r.Context(), "unknown page template", "page", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if err := t.ExecuteTemplate(buf, "layout", data); err != nil {
+		s.log.ErrorContext(r.Context(), "render page", "page", name, "error", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", fmt.Sprint(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (s *Server) page(title string) Page {
+	return Page{Title: title, ShopName: "Stripe Checkout Shop", Demo: s.cfg.DemoMode}
+}

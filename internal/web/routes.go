@@ -1,0 +1,29 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+)
+
+// routes is the whole HTTP surface of the shop.
+func (s *Server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, s.securityHeaders, middleware.StripSlashes)
+	r.NotFound(s.handleNotFound)
+	r.MethodNotAllowed(s.handleMethodNotAllowed)
+
+	r.Get("/", s.handleHome)
+	r.Get("/config", s.handleConfig)
+	r.With(s.sameOrigin).Post("/create-checkout-session", s.handleCheckoutCreate)
+	r.Get("/success", s.handleSuccess)
+	r.Get("/cancelled", s.handleCancelled)
+	r.Post("/webhook", s.handleWebhook) // signed by Stripe, so exempt from the same-origin check
+	r.Get("/healthz", s.handleHealth)
+	if s.cfg.AdminPassword != "" {
+		r.With(s.adminAuth).Get("/admin/orders", s.handleAdminOrders)
+	}
+	r.Handle("/static/*", s.staticFiles())
+	return r
+}

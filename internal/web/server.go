@@ -1,0 +1,108 @@
+// Package web is the shop's HTTP surface: pages, JSON endpoints and the
+// Stripe webhook. routes.go lists every route on one screen.
+package web
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/shopcheckout/shop/internal/catalog"
+	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/orders"
+)
+
+// CheckoutSessions is the part of Stripe's API the shop calls. stripe-go's
+// client.API.CheckoutSessions satisfies it; tests pass a fake.
+type CheckoutSessions interface {
+	New(params *stripe.CheckoutSessionParams) (*stripe.CheckoutSession, error)
+	Get(id string, params *stripe.CheckoutSessionParams) (*stripe.CheckoutSession, error)
+}
+
+// Deps is everything a Server needs, built by main and handed in.
+type Deps struct {
+	Config    config.Config
+	Catalog   *catalog.Catalog
+	Store     orders.Store
+	Orders    *orders.Service
+	Sessions  CheckoutSessions
+	Logger    *slog.Logger
+	Templates fs.FS // the templates package's FS
+	Static    fs.FS // the static package's FS
+	Now       func() time.Time
+}
+
+// Server serves the shop. Build it with NewServer.
+type Server struct {
+	cfg      config.Config
+	catalog  *catalog.Catalog
+	store    orders.Store
+	orders   *orders.Service
+	sessions CheckoutSessions
+	log      *slog.Logger
+	now      func() time.Time
+	pages    *pages
+	static   fs.FS
+	csp      string
+	handler  http.Handler
+}
+
+// NewServer checks deps, parses every template once, and builds the router.
+func NewServer(d Deps) (*Server, error) {
+	var missing []error
+	if d.Catalog == nil {
+		missing = append(missing, errors.New("catalog"))
+	}
+	if d.Store == nil {
+		missing = append(missing, errors.New("store"))
+	}
+	if d.Orders == nil {
+		missing = append(missing, errors.New("orders service"))
+	}
+	if d.Sessions == nil {
+		missing = append(missing, errors.New("checkout sessions client"))
+	}
+	if d.Logger == nil {
+		missing = append(missing, errors.New("logger"))
+	}
+	if d.Templates == nil || d.Static == nil {
+		missing = append(missing, errors.New("templates and static files"))
+	}
+	if d.Config.BaseURL == nil {
+		missing = append(missing, errors.New("config.BaseURL"))
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("web: missing dependencies: %w", errors.Join(missing...))
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	p, err := parsePages(d.Templates)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      d.Config,
+		catalog:  d.Catalog,
+		store:    d.Store,
+		orders:   d.Orders,
+		sessions: d.Sessions,
+		log:      d.Logger,
+		now:      d.Now,
+		pages:    p,
+		static:   d.Static,
+		csp:      contentSecurityPolicy(d.Config.CheckoutOrigins),
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}

@@ -1,0 +1,163 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/shopcheckout/shop/internal/money"
+	"github.com/shopcheckout/shop/internal/orders"
+)
+
+// sessionIDPattern is the shape of a Checkout Session id.
+var sessionIDPattern = regexp.MustCompile(`^cs_(test|live)_[A-Za-z0-9]{1,250}$`)
+
+// successPage is the view model of success.html.
+type successPage struct {
+	Page
+	State   string // paid, processing, pending, confirming, failed, expired, review
+	Heading string
+	Message string
+	Items   []lineView
+	Total   string
+	Email   string
+	OrderID string
+}
+
+type lineView struct {
+	Name     string
+	Quantity int64
+	Amount   string
+}
+
+func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	id := r.URL.Query().Get("session_id")
+	if !sessionIDPattern.MatchString(id) {
+		s.fail(w, r, http.StatusBadRequest, "This confirmation link is malformed.", nil)
+		return
+	}
+	order, err := s.store.OrderBySession(r.Context(), id)
+	if errors.Is(err, orders.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, "We have no order for this confirmation link.", nil)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, http.StatusServiceUnavailable, "We could not look up your order just now. If you paid, it is safe: please reload in a minute.", err)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StripeTimeout)
+	defer cancel()
+	params := &stripe.CheckoutSessionParams{}
+	params.Context = ctx
+	params.AddExpand("line_items")
+	sess, err := s.sessions.Get(id, params)
+	if err != nil {
+		// Stripe is unreachable or slow: the webhook will still settle the
+		// order, so tell the shopper what we know instead of failing.
+		s.log.WarnContext(r.Context(), "success page: session not retrieved; showing confirmation pending", "order_id", order.ID, "error", stripeErr("retrieve checkout session", err))
+		s.render(w, r, http.StatusOK, "success", s.successView(order, nil, "confirming"))
+		return
+	}
+	order, err = s.orders.Reconcile(r.Context(), sessionFromStripe(sess))
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "success page: reconcile order", "order_id", order.ID, "error", err)
+		s.render(w, r, http.StatusOK, "success", s.successView(order, sess, "confirming"))
+		return
+	}
+	s.render(w, r, http.StatusOK, "success", s.successView(order, sess, ""))
+}
+
+// successView describes the order; state overrides the order's own status.
+func (s *Server) successView(o orders.Order, sess *stripe.CheckoutSession, state string) successPage {
+	v := successPage{Page: s.page("Thank you"), OrderID: o.ID, Email: o.Email}
+	if state == "" {
+		state = stateOf(o.Status)
+	}
+	v.State = state
+	switch state {
+	case "paid":
+		v.Heading, v.Message = "Payment received", "Thank you! Your order is confirmed."
+	case "processing":
+		v.Heading, v.Message = "Payment processing", "Your payment is on its way. We will confirm your order as soon as it settles; this can take a few days for bank payments."
+	case "pending":
+		v.Heading, v.Message = "Waiting for payment", "We have not received your payment yet. If you completed checkout, this page will update shortly."
+	case "confirming":
+		v.Heading, v.Message = "Confirmation pending", "We could not confirm your payment with Stripe just now. If you paid, your order is safe; reload this page in a minute."
+	case "failed":
+		v.Heading, v.Message = "Payment failed", "Your payment did not go through and nothing was charged. You can try again from the shop."
+	case "expired":
+		v.Heading, v.Message = "Checkout expired", "This checkout expired before payment. Nothing was charged."
+	case "review":
+		v.Heading, v.Message = "We are checking your order", "Your order needs a quick manual check. We will be in touch by email."
+	}
+
+	currency := o.Currency
+	total := o.AmountTotal
+	if sess != nil {
+		if sess.Currency != "" {
+			currency, total = string(sess.Currency), sess.AmountTotal
+		}
+		if sess.CustomerDetails != nil && sess.CustomerDetails.Email != "" {
+			v.Email = sess.CustomerDetails.Email
+		}
+		if sess.LineItems != nil && len(sess.LineItems.Data) > 0 && sess.Currency != "" {
+			for _, li := range sess.LineItems.Data {
+				v.Items = append(v.Items, lineView{Name: li.Description, Quantity: li.Quantity, Amount: money.Format(li.AmountTotal, string(li.Currency))})
+			}
+		}
+	}
+	if v.Items == nil {
+		for _, it := range o.Items {
+			v.Items = append(v.Items, lineView{Name: it.Name, Quantity: it.Quantity, Amount: money.Format(it.UnitAmount*it.Quantity, o.Currency)})
+		}
+	}
+	v.Total = money.Format(total, currency)
+	return v
+}
+
+func stateOf(st orders.Status) string {
+	switch st {
+	case orders.StatusPaid:
+		return "paid"
+	case orders.StatusProcessing:
+		return "processing"
+	case orders.StatusFailed:
+		return "failed"
+	case orders.StatusExpired:
+		return "expired"
+	case orders.StatusNeedsReview:
+		return "review"
+	}
+	return "pending"
+}
+
+// sessionFromStripe keeps the fields of a retrieved session the orders
+// package reads. stripe-go decodes a null amount as 0, so amounts count only
+// when Stripe also named the currency (a real session always does).
+func sessionFromStripe(cs *stripe.CheckoutSession) orders.Session {
+	s := orders.Session{
+		ID:            cs.ID,
+		OrderID:       cs.ClientReferenceID,
+		Status:        string(cs.Status),
+		PaymentStatus: string(cs.PaymentStatus),
+		Currency:      string(cs.Currency),
+	}
+	if s.OrderID == "" {
+		s.OrderID = cs.Metadata["order_id"]
+	}
+	if cs.Currency != "" {
+		s.AmountSubtotal, s.AmountTotal = &cs.AmountSubtotal, &cs.AmountTotal
+	}
+	if cs.CustomerDetails != nil {
+		s.Email = cs.CustomerDetails.Email
+	}
+	if s.Email == "" {
+		s.Email = cs.CustomerEmail
+	}
+	return s
+}
