@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"fmt"
 	"io"
@@ -248,3 +249,13 @@ func formBody(kv ...string) io.Reader {
 }
 
 const formType = "application/x-www-form-urlencoded"
+
+type configT = config.Config
+
+func basic(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+}
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+func newRequest(method, target string) *http.Request { return httptest.NewRequest(method, target, nil) }

@@ -1,0 +1,182 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/orders"
+)
+
+// checkout creates an order through the real route and returns its session id.
+func (ts *testServer) checkout(t testing.TB, product string, quantity string) (sessionID, orderID string) {
+	t.Helper()
+	res := ts.do(t, "POST", "/create-checkout-session", formBody("product_id", product, "quantity", quantity), "Content-Type", formType)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("checkout: got %d, want 303: %s", res.StatusCode, readBody(t, res))
+	}
+	p := ts.fake.lastParams(t)
+	o, err := ts.store.Order(context.Background(), *p.ClientReferenceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.SessionID, o.ID
+}
+
+func (ts *testServer) order(t testing.TB, id string) orders.Order {
+	t.Helper()
+	o, err := ts.store.Order(context.Background(), id)
+	if err != nil {
+		t.Fatalf("order %s: %v", id, err)
+	}
+	return o
+}
+
+// fulfilments counts the "order fulfilled" log lines for an order.
+func (ts *testServer) fulfilments(orderID string) int {
+	n := 0
+	for _, line := range strings.Split(ts.logs.String(), "\n") {
+		if strings.Contains(line, `msg="order fulfilled"`) && strings.Contains(line, "order_id="+orderID) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSuccessPage(t *testing.T) {
+	tests := []struct {
+		name          string
+		paymentStatus string // "" leaves the session open
+		wantState     string
+		wantText      []string
+		wantStatus    orders.Status
+		wantFulfilled int
+	}{
+		{"paid", "paid", "paid", []string{"Payment received", "T-shirt", "$40.00", "shopper@example.com"}, orders.StatusPaid, 1},
+		{"delayed payment", "unpaid", "processing", []string{"Payment processing", "$40.00"}, orders.StatusProcessing, 0},
+		{"not yet paid", "", "pending", []string{"Waiting for payment"}, orders.StatusPending, 0},
+		{"no payment required", "no_payment_required", "paid", []string{"Payment received"}, orders.StatusPaid, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t)
+			sid, oid := ts.checkout(t, "tshirt", "2")
+			if tt.paymentStatus != "" {
+				ts.fake.pay(sid, tt.paymentStatus, "shopper@example.com")
+			}
+			for range 2 { // a reload must not fulfil again
+				res := ts.do(t, "GET", "/success?session_id="+sid, nil)
+				body := readBody(t, res)
+				if res.StatusCode != 200 {
+					t.Fatalf("status: got %d, want 200: %s", res.StatusCode, body)
+				}
+				if !strings.Contains(body, `data-state="`+tt.wantState+`"`) {
+					t.Errorf("state: want %s in\n%s", tt.wantState, body)
+				}
+				for _, want := range tt.wantText {
+					if !strings.Contains(body, want) {
+						t.Errorf("body lacks %q", want)
+					}
+				}
+				if got := res.Header.Get("Cache-Control"); got != "no-store" {
+					t.Errorf("Cache-Control: got %q, want no-store", got)
+				}
+				if strings.Contains(body, `"payment_status"`) || strings.Contains(body, `{"id"`) {
+					t.Errorf("raw JSON in the page:\n%s", body)
+				}
+			}
+			o := ts.order(t, oid)
+			if o.Status != tt.wantStatus {
+				t.Errorf("order status: got %s, want %s", o.Status, tt.wantStatus)
+			}
+			if got := ts.fulfilments(oid); got != tt.wantFulfilled {
+				t.Errorf("fulfilments: got %d, want %d", got, tt.wantFulfilled)
+			}
+			if (o.FulfilledAt != nil) != (tt.wantFulfilled == 1) {
+				t.Errorf("FulfilledAt: got %v, want set=%v", o.FulfilledAt, tt.wantFulfilled == 1)
+			}
+		})
+	}
+}
+
+func TestSuccessPageRejects(t *testing.T) {
+	tests := []struct {
+		name, query string
+		wantStatus  int
+	}{
+		{"missing", "", 400},
+		{"empty", "?session_id=", 400},
+		{"not a session", "?session_id=pi_123", 400},
+		{"markup", "?session_id=cs_test_%3Cscript%3E", 400},
+		{"placeholder", "?session_id={CHECKOUT_SESSION_ID}", 400},
+		{"too long", "?session_id=cs_test_" + strings.Repeat("a", 300), 400},
+		{"unknown", "?session_id=cs_test_unknown123", 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t)
+			res := ts.do(t, "GET", "/success"+tt.query, nil)
+			if res.StatusCode != tt.wantStatus {
+				t.Fatalf("status: got %d, want %d", res.StatusCode, tt.wantStatus)
+			}
+			if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+				t.Errorf("want an HTML page, got %q", res.Header.Get("Content-Type"))
+			}
+			if _, gets := ts.fake.calls(); gets != 0 {
+				t.Errorf("Stripe retrievals: got %d, want 0", gets)
+			}
+		})
+	}
+}
+
+func TestSuccessPageStripeDown(t *testing.T) {
+	for name, set := range map[string]func(*fakeSessions){
+		"error": func(f *fakeSessions) { f.getErr = errors.New("connection refused") },
+		"hang":  func(f *fakeSessions) { f.hang = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ts := newTestServer(t, func(c *config.Config) { c.StripeTimeout = 200 * time.Millisecond })
+			sid, oid := ts.checkout(t, "tshirt", "1")
+			set(ts.fake)
+			res := ts.do(t, "GET", "/success?session_id="+sid, nil)
+			body := readBody(t, res)
+			if res.StatusCode != 200 || !strings.Contains(body, "Confirmation pending") || !strings.Contains(body, "$20.00") {
+				t.Errorf("got %d, want a confirmation-pending page with the order:\n%s", res.StatusCode, body)
+			}
+			if o := ts.order(t, oid); o.Status != orders.StatusPending {
+				t.Errorf("order status: got %s, want pending", o.Status)
+			}
+		})
+	}
+}
+
+func TestSuccessPageAmountMismatch(t *testing.T) {
+	ts := newTestServer(t)
+	sid, oid := ts.checkout(t, "tshirt", "1")
+	ts.fake.pay(sid, "paid", "x@example.com")
+	ts.fake.mu.Lock()
+	ts.fake.sessions[sid].AmountSubtotal, ts.fake.sessions[sid].AmountTotal = 1, 1
+	ts.fake.mu.Unlock()
+	body := readBody(t, ts.do(t, "GET", "/success?session_id="+sid, nil))
+	if !strings.Contains(body, `data-state="review"`) {
+		t.Errorf("want the review state:\n%s", body)
+	}
+	o := ts.order(t, oid)
+	if o.Status != orders.StatusNeedsReview || o.FulfilledAt != nil || ts.fulfilments(oid) != 0 {
+		t.Errorf("order: got %s fulfilled=%v, want needs_review and not fulfilled", o.Status, o.FulfilledAt)
+	}
+}
+
+func TestSuccessPageStoreDown(t *testing.T) {
+	ts := newTestServer(t)
+	sid, _ := ts.checkout(t, "tshirt", "1")
+	ts.store.Close()
+	res := ts.do(t, "GET", "/success?session_id="+sid, nil)
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(readBody(t, res), "If you paid, it is safe") {
+		t.Errorf("got %d, want 503 with a clear page", res.StatusCode)
+	}
+}
