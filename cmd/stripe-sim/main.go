@@ -37,13 +37,12 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("stripe-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	secret, _, _ := strings.Cut(getenv("STRIPE_WEBHOOK_SECRET"), ",")
 	var (
 		addr       = fs.String("addr", "localhost:12113", "listen address")
 		mockURL    = fs.String("mock", "http://localhost:12111", "stripe-mock base URL")
 		publicURL  = fs.String("public-url", "", "URL browsers use to reach the simulator (default http://ADDR)")
 		webhookURL = fs.String("webhook-url", "http://localhost:8000/webhook", "shop webhook endpoint; empty disables delivery")
-		hookSecret = fs.String("webhook-secret", strings.TrimSpace(secret), "webhook signing secret (default $STRIPE_WEBHOOK_SECRET, first of a comma-separated list)")
+		hookSecret = fs.String("webhook-secret", firstSecret(getenv("STRIPE_WEBHOOK_SECRET")), "webhook signing secret (default $STRIPE_WEBHOOK_SECRET, first of a comma-separated list)")
 		retryFor   = fs.Duration("retry-for", 2*time.Minute, "how long to retry a failing webhook delivery")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +103,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// firstSecret returns the first of a comma-separated list of webhook
+// secrets, the one the simulator signs with.
+func firstSecret(list string) string {
+	first, _, _ := strings.Cut(list, ",")
+	return strings.TrimSpace(first)
 }
 
 // defaultPublicURL is http://ADDR, with a wildcard host shown as localhost

@@ -86,3 +86,16 @@ func TestDefaultPublicURL(t *testing.T) {
 		}
 	}
 }
+
+func TestFirstSecret(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"whsec_a", "whsec_a"},
+		{" whsec_a , whsec_b", "whsec_a"},
+	}
+	for _, tt := range tests {
+		if got := firstSecret(tt.in); got != tt.want {
+			t.Errorf("firstSecret(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

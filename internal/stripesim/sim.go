@@ -7,7 +7,8 @@
 // unchanged), then answers with stripe-mock's object overwritten by its own
 // session state. It serves a hosted checkout page that sessions' url points
 // to, keeps an event log and delivers signed webhooks with retries, like
-// Stripe does.
+// Stripe does. State lives in memory, bounded to the most recent 10,000
+// sessions and 10,000 events.
 package stripesim
 
 import (
@@ -36,6 +37,8 @@ const (
 	maxBackoff          = 5 * time.Second
 	attemptTimeout      = 10 * time.Second
 	maxDuplicates       = 20
+	maxSessions         = 10000 // oldest sessions are forgotten beyond this
+	maxEvents           = 10000 // oldest events are forgotten beyond this
 )
 
 // Config configures a Sim.
@@ -80,6 +83,7 @@ type Sim struct {
 	mu        sync.Mutex
 	closed    bool
 	sessions  map[string]*session
+	order     []string // session ids in creation order
 	events    []*event // in creation order
 	eventByID map[string]*event
 	idem      map[string]*idemEntry

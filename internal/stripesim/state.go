@@ -344,6 +344,11 @@ func (s *Sim) addSession(ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sessions[ss.ID] = ss
+	s.order = append(s.order, ss.ID)
+	if len(s.order) > maxSessions {
+		delete(s.sessions, s.order[0])
+		s.order = s.order[1:]
+	}
 }
 
 // lookup returns a snapshot of the session, expiring it first if due.
@@ -415,6 +420,10 @@ func (s *Sim) recordLocked(typ string, ss *session, now time.Time) *event {
 	ev.payload = payload
 	s.events = append(s.events, ev)
 	s.eventByID[ev.ID] = ev
+	if len(s.events) > maxEvents {
+		delete(s.eventByID, s.events[0].ID)
+		s.events = s.events[1:]
+	}
 	s.log.Info("event", "id", ev.ID, "type", typ, "session", ss.ID)
 	return ev
 }

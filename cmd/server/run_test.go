@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	testSecretKey      = "sk_test_runTestSecretKey123"
+	testPublishableKey = "pk_test_runTestPublishable123"
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// stripeMockURL returns stripe-mock's address, skipping the test when it is
+// not running locally and failing it in CI, where .ci/run starts it.
+func stripeMockURL(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("STRIPE_MOCK_URL")
+	if base == "" {
+		base = "http://localhost:12111"
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("STRIPE_MOCK_URL: %v", err)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
+	if err != nil {
+		msg := "stripe-mock is not running at " + base + " (start it with `make stripe-mock`)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + ": it is required in CI")
+		}
+		t.Skip(msg)
+	}
+	conn.Close()
+	return base
+}
+
+// startServer runs the real server in the background and returns its URL.
+func startServer(t *testing.T, env map[string]string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-env-file", filepath.Join(t.TempDir(), "absent.env")}, func(k string) string { return env[k] }, stdout, stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("server did not stop within 30s")
+		}
+		for _, secret := range []string{testSecretKey, "whsec_runtest"} {
+			if strings.Contains(stdout.String()+stderr.String(), secret) {
+				t.Errorf("server output contains a secret")
+			}
+		}
+	})
+	re := regexp.MustCompile(`listening on (http://localhost:\d+)`)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(stdout.String()); m != nil {
+			return m[1], stderr
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("server exited: %v\n%s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("server did not start:\n%s", stderr.String())
+	return "", nil
+}
+
+func TestRunAgainstStripeMock(t *testing.T) {
+	mock := stripeMockURL(t)
+	base, logs := startServer(t, map[string]string{
+		"STRIPE_SECRET_KEY":      testSecretKey,
+		"STRIPE_PUBLISHABLE_KEY": testPublishableKey,
+		"STRIPE_WEBHOOK_SECRET":  "whsec_runtest",
+		"STRIPE_API_BASE":        mock,
+		"PORT":                   "0",
+		"DATABASE_URL":           "sqlite:" + filepath.Join(t.TempDir(), "shop.db"),
+	})
+	client := &http.Client{
+		Timeout:       20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		res, err := client.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+
+	if status, body := get("/"); status != 200 || !strings.Contains(body, "Purchase") || !strings.Contains(body, "$20.00") {
+		t.Fatalf("home: got %d\n%s", status, body)
+	}
+	if status, body := get("/config"); status != 200 || !strings.Contains(body, testPublishableKey) {
+		t.Fatalf("config: got %d %s", status, body)
+	}
+
+	// The form post: 303 to Checkout.
+	res, err := client.PostForm(base+"/create-checkout-session", url.Values{"product_id": {"tshirt"}, "quantity": {"2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "https://checkout.stripe.com/") {
+		t.Fatalf("form checkout: got %d Location %q\n%s", res.StatusCode, res.Header.Get("Location"), logs.String())
+	}
+
+	// The JSON request main.js sends.
+	res, err = client.Post(base+"/create-checkout-session", "application/json", strings.NewReader(`{"productId":"tshirt","quantity":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ SessionID, URL string }
+	err = json.NewDecoder(res.Body).Decode(&created)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 || !strings.HasPrefix(created.SessionID, "cs_") || created.URL == "" {
+		t.Fatalf("json checkout: got %d %+v %v", res.StatusCode, created, err)
+	}
+
+	if status, body := get("/success?session_id=" + created.SessionID); status != 200 || !strings.Contains(body, "ord_") || !strings.Contains(body, "$20.00") {
+		t.Fatalf("success: got %d\n%s", status, body)
+	}
+	if status, _ := get("/success?session_id=cs_test_neverCreated"); status != 404 {
+		t.Errorf("unknown session: got %d, want 404", status)
+	}
+	if status, body := get("/cancelled"); status != 200 || !strings.Contains(body, "Nothing was charged") {
+		t.Fatalf("cancelled: got %d", status)
+	}
+	if status, _ := get("/healthz"); status != 200 {
+		t.Errorf("healthz: got %d", status)
+	}
+}
+
+func TestRunWithoutKeys(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-env-file", filepath.Join(t.TempDir(), "none")}, func(string) string { return "" }, &stdout, &stderr)
+	if err == nil {
+		t.Fatal("run: got nil error, want one")
+	}
+	for _, want := range []string{"STRIPE_SECRET_KEY is not set", "STRIPE_PUBLISHABLE_KEY is not set", "dashboard.stripe.com/test/apikeys", ".env.example"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestEnvFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(path, []byte("A=from-file\nB=from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv, err := withEnvFile(path, func(k string) string { return map[string]string{"A": "from-env"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if getenv("A") != "from-env" || getenv("B") != "from-file" || getenv("C") != "" {
+		t.Errorf("got A=%q B=%q C=%q, want from-env, from-file, empty", getenv("A"), getenv("B"), getenv("C"))
+	}
+	if _, err := withEnvFile(filepath.Join(t.TempDir(), "missing"), func(string) string { return "" }); err != nil {
+		t.Errorf("missing file: got %v, want no error", err)
+	}
+}
