@@ -2,6 +2,16 @@
 // stripe-mock: point the shop's Stripe API base at it, and its checkout
 // session urls lead to a simulated hosted checkout page whose outcomes are
 // delivered to the shop as signed webhooks.
+//
+// Usage:
+//
+//	stripe-mock -http-port 12111 -https-port 12112 &
+//	STRIPE_WEBHOOK_SECRET=whsec_... stripe-sim [-addr localhost:12113] \
+//		[-mock http://localhost:12111] [-public-url http://localhost:12113] \
+//		[-webhook-url http://localhost:8000/webhook] [-webhook-secret whsec_...] [-retry-for 2m]
+//
+// Besides the Stripe API under /v1/, it serves the hosted page under /pay/
+// and control endpoints under /sim/ (see package stripesim).
 package main
 
 import (

@@ -21,7 +21,7 @@ const pageTemplates = `{{define "page"}}<!DOCTYPE html>
 {{else}}
 <main class="checkout">
 <section class="summary" aria-labelledby="summary-title">
-{{if .CancelURL}}<a id="back" class="back" href="{{.CancelURL}}">← Back</a>{{end}}
+{{if and .CancelURL (eq .State "open")}}<a id="back" class="back" href="{{.CancelURL}}">← Back</a>{{end}}
 <h1 id="summary-title">Order summary</h1>
 <p class="due"><span class="label">Total due</span> <span id="total" class="total">{{.Total}}</span></p>
 <ul class="lines">
@@ -80,9 +80,10 @@ const pageCSS = `*{box-sizing:border-box}
 body{margin:0;font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1a1f36;background:#f6f9fc}
 .banner{background:#fff4d6;border-bottom:1px solid #f5d98b;color:#7a5200;padding:.6rem 1rem;text-align:center}
 .badge{display:inline-block;margin-left:.5rem;padding:0 .45rem;border-radius:4px;background:#f5d98b;font-size:12px;font-weight:600;text-transform:uppercase}
-.checkout{display:grid;grid-template-columns:1fr 1fr;gap:3rem;max-width:920px;margin:2.5rem auto;padding:0 1.5rem}
+.checkout{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:3rem;max-width:920px;margin:2.5rem auto;padding:0 1.5rem}
 .single{max-width:560px;margin:3rem auto;padding:0 1.5rem}
-@media (max-width:760px){.checkout{grid-template-columns:1fr;gap:1.5rem}}
+@media (max-width:760px){.checkout{grid-template-columns:minmax(0,1fr);gap:1.5rem;margin-top:1.5rem}}
+code{overflow-wrap:anywhere;font-size:13px}
 h1{font-size:1rem;font-weight:500;color:#697386;margin:1rem 0 .25rem}
 .single h1{font-size:1.4rem;color:#1a1f36}
 h2{font-size:1.15rem;margin:0 0 1rem}
@@ -108,5 +109,5 @@ input:focus{outline:2px solid #635bff;outline-offset:-1px}
 .button.primary{background:#635bff;border-color:#635bff;color:#fff}
 .button:hover{filter:brightness(.96)}
 .link{display:block;margin-top:1rem;color:#635bff}
-.foot{text-align:center;color:#a3acb9;font-size:12px;margin:2rem 0}
+.foot{text-align:center;color:#a3acb9;font-size:12px;margin:2rem 0;padding:0 1rem;overflow-wrap:anywhere}
 `

@@ -9,6 +9,23 @@
 // to, keeps an event log and delivers signed webhooks with retries, like
 // Stripe does. State lives in memory, bounded to the most recent 10,000
 // sessions and 10,000 events.
+//
+// Routes:
+//
+//	POST /v1/checkout/sessions                 create (idempotent per Idempotency-Key)
+//	GET  /v1/checkout/sessions/{id}            retrieve, expand[]=line_items|payment_intent
+//	GET  /v1/checkout/sessions/{id}/line_items
+//	POST /v1/checkout/sessions/{id}/expire
+//	GET  /v1/events, /v1/events/{id}           the simulator's event log
+//	     /v1/...                               anything else: proxied to stripe-mock
+//	GET  /pay/{id}, POST /pay/{id}             hosted checkout page
+//	GET  /sim/sessions/{id}                    session state
+//	POST /sim/sessions/{id}/async_succeed      settle a delayed payment
+//	POST /sim/sessions/{id}/async_fail         fail a delayed payment
+//	POST /sim/sessions/{id}/expire
+//	GET  /sim/events                           event log with delivery records
+//	POST /sim/events/{id}/resend               deliver again, freshly signed
+//	POST /sim/events/{id}/duplicate?n=3        deliver n more times concurrently
 package stripesim
 
 import (
