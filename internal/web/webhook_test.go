@@ -97,14 +97,18 @@ func TestWebhookSignatureMatrix(t *testing.T) {
 		{"inside tolerance", func(p []byte) string { return sign(p, testWebhookSecret, now.Add(-290*time.Second)) }, nil, 200},
 		{"missing header", func([]byte) string { return "" }, nil, 400},
 		{"malformed header", func([]byte) string { return "garbage" }, nil, 400},
-		{"bad timestamp", func(p []byte) string { return "t=yesterday," + strings.SplitN(sign(p, testWebhookSecret, now), ",", 2)[1] }, nil, 400},
+		{"bad timestamp", func(p []byte) string {
+			return "t=yesterday," + strings.SplitN(sign(p, testWebhookSecret, now), ",", 2)[1]
+		}, nil, 400},
 		{"no v1 signature", func(p []byte) string { return fmt.Sprintf("t=%d", now.Unix()) }, nil, 400},
 		{"wrong secret", func(p []byte) string { return sign(p, "whsec_wrong", now) }, nil, 400},
 		{"v0 scheme only", func(p []byte) string {
 			return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: p, Secret: testWebhookSecret, Scheme: "v0"}).Header
 		}, nil, 400},
 		{"altered body", func(p []byte) string { return sign(p, testWebhookSecret, now) },
-			func(p []byte) []byte { return bytes.Replace(p, []byte(`"amount_total":4000`), []byte(`"amount_total":1`), 1) }, 400},
+			func(p []byte) []byte {
+				return bytes.Replace(p, []byte(`"amount_total":4000`), []byte(`"amount_total":1`), 1)
+			}, 400},
 		{"stale timestamp", func(p []byte) string { return sign(p, testWebhookSecret, now.Add(-310*time.Second)) }, nil, 400},
 	}
 	for _, tt := range tests {
