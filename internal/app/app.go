@@ -1,0 +1,169 @@
+// Package app wires the shop together from a Config: the store, the orders
+// service, the Stripe client and the web server. cmd/server, the offline demo
+// and the end-to-end tests all build the shop through it, so there is one
+// wiring to trust.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/shopcheckout/shop/internal/catalog"
+	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/sqlite"
+	"github.com/shopcheckout/shop/internal/stripeapi"
+	"github.com/shopcheckout/shop/internal/web"
+	"github.com/shopcheckout/shop/static"
+	"github.com/shopcheckout/shop/templates"
+)
+
+// App is a built shop.
+type App struct {
+	Config  config.Config
+	Store   orders.Store
+	Orders  *orders.Service
+	Handler http.Handler
+	log     *slog.Logger
+}
+
+// Options changes how New builds the shop; the zero value is production.
+type Options struct {
+	// Fulfiller replaces the default LogFulfiller.
+	Fulfiller orders.Fulfiller
+	// StripeHTTPClient replaces the HTTP client of the Stripe backends.
+	StripeHTTPClient *http.Client
+}
+
+// New opens the store, fulfils paid orders a crash left behind, and builds
+// the web server. Close releases what it opened.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*App, error) {
+	cat := catalog.Default(cfg.Checkout.MaxQuantityDefault)
+	if cfg.CatalogFile != "" {
+		var err error
+		if cat, err = catalog.Load(cfg.CatalogFile, cfg.Checkout.MaxQuantityDefault); err != nil {
+			return nil, fmt.Errorf("CATALOG_FILE: %w", err)
+		}
+	}
+	store, err := OpenStore(ctx, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	fulfiller := opts.Fulfiller
+	if fulfiller == nil {
+		fulfiller = orders.LogFulfiller{Logger: log}
+	}
+	svc := orders.NewService(store, fulfiller, log)
+	if n, err := svc.FulfilPending(ctx); err != nil {
+		log.Error("fulfil orders left over from before the restart", "error", err)
+	} else if n > 0 {
+		log.Info("fulfilled orders left over from before the restart", "count", n)
+	}
+
+	sc := stripeapi.New(stripeapi.Options{
+		Key: cfg.SecretKey, APIBase: cfg.StripeAPIBase, Timeout: cfg.StripeTimeout, Retries: 1,
+		HTTPClient: opts.StripeHTTPClient,
+	})
+	srv, err := web.NewServer(web.Deps{
+		Config:    cfg,
+		Catalog:   cat,
+		Store:     store,
+		Orders:    svc,
+		Sessions:  sc.CheckoutSessions,
+		Logger:    log,
+		Templates: templates.FS,
+		Static:    static.FS,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if len(cfg.WebhookSecrets) == 0 {
+		log.Warn("STRIPE_WEBHOOK_SECRET is not set: /webhook answers 503 and payments are confirmed only when shoppers reach the success page; run `stripe listen --forward-to localhost:8000/webhook` and set the secret it prints")
+	}
+	if cfg.StripeAPIBase != "" {
+		log.Info("using a Stripe API override", "api_base", cfg.StripeAPIBase)
+	}
+	return &App{Config: cfg, Store: store, Orders: svc, Handler: srv, log: log}, nil
+}
+
+// Close closes the store.
+func (a *App) Close() error { return a.Store.Close() }
+
+// OpenStore opens the store DATABASE_URL names.
+func OpenStore(ctx context.Context, db config.Database) (orders.Store, error) {
+	switch db.Driver {
+	case "sqlite":
+		st, err := sqlite.Open(ctx, db.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite store: %w", err)
+		}
+		return st, nil
+	}
+	return nil, fmt.Errorf("DATABASE_URL: the %s store is not available in this build", db.Driver)
+}
+
+// ShutdownGrace is how long requests in flight get to finish after SIGTERM.
+const ShutdownGrace = 20 * time.Second
+
+// Serve listens on the configured port, prints the address to stdout, and
+// shuts down gracefully when ctx ends.
+func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", a.Config.Addr())
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return a.ServeListener(ctx, ln, stdout)
+}
+
+// ServeListener is Serve on a listener the caller opened.
+func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writer) error {
+	hs := NewHTTPServer(a.Handler, a.Config, a.log)
+	port := ln.Addr().(*net.TCPAddr).Port
+	fmt.Fprintf(stdout, "shop listening on http://localhost:%d (BASE_URL %s)\n", port, a.Config.BaseURL)
+	a.log.Info("listening", "addr", ln.Addr().String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "grace", ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// NewHTTPServer sets the timeouts and limits that keep slow or oversized
+// clients from tying the shop up.
+func NewHTTPServer(h http.Handler, cfg config.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      cfg.StripeTimeout + 20*time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// NewLogger builds the shop's logger: text or JSON lines on w.
+func NewLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
