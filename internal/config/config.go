@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -30,6 +31,18 @@ type Config struct {
 	CheckoutOrigins []string
 	DemoMode        bool // DEMO_MODE: every page says no real payments are taken
 	LogFormat       string
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed
+	// (TRUSTED_PROXIES: IPs or CIDRs). Empty: the connection's address is the
+	// client's.
+	TrustedProxies []netip.Prefix
+	RateLimit      RateLimit
+}
+
+// RateLimit bounds Checkout Session creation.
+type RateLimit struct {
+	PerClientPerMinute int     // RATE_LIMIT_PER_MINUTE, default 10; 0 disables
+	Burst              int     // RATE_LIMIT_BURST, default 5
+	GlobalPerSecond    float64 // RATE_LIMIT_GLOBAL_PER_SECOND, default 20 (Stripe allows 25/s in test mode, 100/s live)
 }
 
 // Live reports whether the keys are live-mode keys.
@@ -175,6 +188,19 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.DemoMode && c.Live() {
 		bad("DEMO_MODE is set with live keys: demo mode is for test keys only")
 	}
+	for _, p := range splitList(get("TRUSTED_PROXIES")) {
+		prefix, err := parsePrefix(p)
+		if err != nil {
+			bad("TRUSTED_PROXIES must be IP addresses or CIDR ranges such as 10.0.0.0/8, got %q", p)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix)
+	}
+	c.RateLimit = RateLimit{
+		PerClientPerMinute: intVar(get("RATE_LIMIT_PER_MINUTE"), 10, 0, 100_000, "RATE_LIMIT_PER_MINUTE", bad),
+		Burst:              intVar(get("RATE_LIMIT_BURST"), 5, 1, 100_000, "RATE_LIMIT_BURST", bad),
+		GlobalPerSecond:    floatVar(get("RATE_LIMIT_GLOBAL_PER_SECOND"), 20, 0, 10_000, "RATE_LIMIT_GLOBAL_PER_SECOND", bad),
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("LOG_FORMAT must be text or json, got %q", c.LogFormat)
 	}
@@ -262,6 +288,30 @@ func intVar(v string, def, lo, hi int, name string, bad func(string, ...any)) in
 		return def
 	}
 	return n
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func floatVar(v string, def, lo, hi float64, name string, bad func(string, ...any)) float64 {
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < lo || f > hi {
+		bad("%s must be a number from %g to %g, got %q", name, lo, hi, v)
+		return def
+	}
+	return f
 }
 
 func boolVar(v, name string, bad func(string, ...any)) bool {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ func TestLoadAll(t *testing.T) {
 		"CATALOG_FILE": "catalog.json", "ADMIN_PASSWORD": "pw", "CHECKOUT_LOCALE": "de", "CHECKOUT_PROMOTION_CODES": "true",
 		"CHECKOUT_AUTOMATIC_TAX": "1", "CHECKOUT_SHIPPING_COUNTRIES": "us, ca", "CHECKOUT_BILLING_ADDRESS": "true",
 		"CHECKOUT_MAX_QUANTITY": "5", "CHECKOUT_ORIGINS": "http://localhost:12113", "DEMO_MODE": "true", "LOG_FORMAT": "json",
+		"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "RATE_LIMIT_PER_MINUTE": "30", "RATE_LIMIT_BURST": "2", "RATE_LIMIT_GLOBAL_PER_SECOND": "7.5",
 	} {
 		e[k] = v
 	}
@@ -57,6 +59,7 @@ func TestLoadAll(t *testing.T) {
 		"secrets": c.WebhookSecrets, "base": c.BaseURL.String(), "port": c.Port, "db": c.Database, "api": c.StripeAPIBase,
 		"timeout": c.StripeTimeout, "catalog": c.CatalogFile, "admin": c.AdminPassword, "checkout": c.Checkout,
 		"origins": c.CheckoutOrigins, "demo": c.DemoMode, "log": c.LogFormat,
+		"proxies": fmt.Sprint(c.TrustedProxies), "rate": c.RateLimit,
 	}
 	want := map[string]any{
 		"secrets": []string{"whsec_one", "whsec_two"}, "base": "https://shop.example.com", "port": 9000,
@@ -64,6 +67,7 @@ func TestLoadAll(t *testing.T) {
 		"catalog": "catalog.json", "admin": "pw",
 		"checkout": CheckoutOptions{Locale: "de", PromotionCodes: true, AutomaticTax: true, ShippingCountries: []string{"US", "CA"}, BillingAddress: true, MaxQuantityDefault: 5},
 		"origins":  []string{"http://localhost:12113"}, "demo": true, "log": "json",
+		"proxies": "[10.0.0.0/8 192.168.1.7/32]", "rate": RateLimit{PerClientPerMinute: 30, Burst: 2, GlobalPerSecond: 7.5},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -103,6 +107,10 @@ func TestLoadRejects(t *testing.T) {
 		{"bad origin", map[string]string{"CHECKOUT_ORIGINS": "localhost:12113"}, []string{"CHECKOUT_ORIGINS must be origins"}},
 		{"bad max", map[string]string{"CHECKOUT_MAX_QUANTITY": "0"}, []string{"CHECKOUT_MAX_QUANTITY must be"}},
 		{"demo with live keys", map[string]string{"STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_PUBLISHABLE_KEY": "pk_live_x", "DEMO_MODE": "true"}, []string{"DEMO_MODE is set with live keys"}},
+		{"bad proxy", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, []string{"TRUSTED_PROXIES must be IP addresses"}},
+		{"bad rate", map[string]string{"RATE_LIMIT_PER_MINUTE": "-1"}, []string{"RATE_LIMIT_PER_MINUTE must be"}},
+		{"bad burst", map[string]string{"RATE_LIMIT_BURST": "0"}, []string{"RATE_LIMIT_BURST must be"}},
+		{"bad global", map[string]string{"RATE_LIMIT_GLOBAL_PER_SECOND": "fast"}, []string{"RATE_LIMIT_GLOBAL_PER_SECOND must be a number"}},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, []string{"LOG_FORMAT must be"}},
 		{"several at once", map[string]string{"STRIPE_SECRET_KEY": "", "PORT": "x", "BASE_URL": "nope"},
 			[]string{"STRIPE_SECRET_KEY is not set", "PORT must be", "BASE_URL must be"}},

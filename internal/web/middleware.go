@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -86,14 +87,33 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// sameOrigin rejects cross-origin requests with Go's CrossOriginProtection,
-// answering through fail.
+// sameOrigin rejects cross-origin state-changing requests (every method but
+// GET, HEAD and OPTIONS) with Go's CrossOriginProtection, answering through
+// fail. The webhook is exempt: Stripe is cross-origin by nature and its
+// requests are authenticated by their signature instead.
 func (s *Server) sameOrigin(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
+	cop.AddInsecureBypassPattern("POST /webhook")
+	cop.AddInsecureBypassPattern("POST /webhook/")
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusForbidden, "Cross-origin requests are not allowed.", errors.New("cross-origin request refused"))
 	}))
 	return cop.Handler(next)
+}
+
+// rateLimit refuses a client over its budget, or everybody over the shop's,
+// with 429 and Retry-After, before any work is done.
+func (s *Server) rateLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client := clientAddr(r, s.cfg.TrustedProxies)
+		if ok, retry := s.limiter.Allow(client); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())))
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "rate limited", slog.String("client", client), slog.String("path", r.URL.Path))
+			s.fail(w, r, http.StatusTooManyRequests, "Too many attempts. Please wait a moment and try again.", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // adminAuth guards the operator pages with HTTP basic auth, user "admin".

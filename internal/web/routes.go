@@ -10,16 +10,16 @@ import (
 // routes is the whole HTTP surface of the shop.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, s.securityHeaders, middleware.StripSlashes)
+	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, s.securityHeaders, s.sameOrigin, middleware.StripSlashes)
 	r.NotFound(s.handleNotFound)
 	r.MethodNotAllowed(s.handleMethodNotAllowed)
 
 	r.Get("/", s.handleHome)
 	r.Get("/config", s.handleConfig)
-	r.With(s.sameOrigin).Post("/create-checkout-session", s.handleCheckoutCreate)
+	r.With(s.rateLimit).Post("/create-checkout-session", s.handleCheckoutCreate)
 	r.Get("/success", s.handleSuccess)
 	r.Get("/cancelled", s.handleCancelled)
-	r.Post("/webhook", s.handleWebhook) // signed by Stripe, so exempt from the same-origin check
+	r.Post("/webhook", s.handleWebhook) // signed by Stripe: exempt from sameOrigin
 	r.Get("/healthz", s.handleHealth)
 	if s.cfg.AdminPassword != "" {
 		r.With(s.adminAuth).Get("/admin/orders", s.handleAdminOrders)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/ratelimit"
 )
 
 // CheckoutSessions is the part of Stripe's API the shop calls. stripe-go's
@@ -49,6 +51,7 @@ type Server struct {
 	pages    *pages
 	static   fs.FS
 	csp      string
+	limiter  *ratelimit.Limiter
 	handler  http.Handler
 }
 
@@ -97,6 +100,7 @@ func NewServer(d Deps) (*Server, error) {
 		pages:    p,
 		static:   d.Static,
 		csp:      contentSecurityPolicy(d.Config.CheckoutOrigins),
+		limiter:  newLimiter(d.Config.RateLimit, d.Now),
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -105,4 +109,14 @@ func NewServer(d Deps) (*Server, error) {
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
+}
+
+func newLimiter(c config.RateLimit, now func() time.Time) *ratelimit.Limiter {
+	return ratelimit.New(ratelimit.Config{
+		PerClient:      float64(c.PerClientPerMinute) / 60,
+		PerClientBurst: c.Burst,
+		Global:         c.GlobalPerSecond,
+		GlobalBurst:    int(math.Max(1, math.Ceil(c.GlobalPerSecond))),
+		Now:            now,
+	})
 }
