@@ -173,6 +173,13 @@ func testConfig() config.Config {
 // Stripe.
 func newTestServer(t testing.TB, opts ...testOption) *testServer {
 	t.Helper()
+	return newWrappedTestServer(t, nil, opts...)
+}
+
+// newWrappedTestServer is newTestServer with the store seen by the server
+// wrapped, to observe or break it.
+func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, opts ...testOption) *testServer {
+	t.Helper()
 	cfg := testConfig()
 	for _, o := range opts {
 		o(&cfg)
@@ -192,9 +199,13 @@ func newTestServer(t testing.TB, opts ...testOption) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var seen orders.Store = store
+	if wrap != nil {
+		seen = wrap(store)
+	}
 	srv, err := NewServer(Deps{
-		Config: cfg, Catalog: cat, Store: store,
-		Orders:   orders.NewService(store, orders.LogFulfiller{Logger: log}, log),
+		Config: cfg, Catalog: cat, Store: seen,
+		Orders:   orders.NewService(seen, orders.LogFulfiller{Logger: log}, log),
 		Sessions: fake, Logger: log, Templates: templates.FS, Static: static.FS,
 	})
 	if err != nil {
@@ -259,3 +270,7 @@ func basic(user, pass string) string {
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
 
 func newRequest(method, target string) *http.Request { return httptest.NewRequest(method, target, nil) }
+
+func newRequestBody(method, target string, body io.Reader) *http.Request {
+	return httptest.NewRequest(method, target, body)
+}

@@ -1,0 +1,332 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopcheckout/shop/internal/app"
+	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/stripesim"
+)
+
+// unavailable skips the test when a service it needs is missing, and fails
+// it in CI, where .ci/run provides every service.
+func unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + " (required in CI)")
+	}
+	t.Skip(msg)
+}
+
+// requireStripeMock returns the URL of a running stripe-mock.
+func requireStripeMock(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("STRIPE_MOCK_URL")
+	if base == "" {
+		base = "http://localhost:12111"
+	}
+	req, err := http.NewRequest(http.MethodGet, base+"/v1/customers", nil)
+	if err != nil {
+		t.Fatalf("STRIPE_MOCK_URL=%q: %v", base, err)
+	}
+	req.Header.Set("Authorization", "Bearer sk_test_e2e")
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.Header.Get("Stripe-Mock-Version") != "" {
+			return base
+		}
+		err = fmt.Errorf("answered %s without a Stripe-Mock-Version header", resp.Status)
+	}
+	unavailable(t, "stripe-mock is not reachable at %s (%v); start it with `make stripe-mock` or set STRIPE_MOCK_URL", base, err)
+	return ""
+}
+
+// stack is one shop and one Checkout simulator, wired to each other, serving
+// on 127.0.0.1.
+type stack struct {
+	shop      *app.App
+	shopURL   string
+	simURL    string
+	fulfilled *countingFulfiller
+}
+
+// newStack starts a fresh shop (SQLite in a temporary directory, demo mode,
+// a counting Fulfiller) and a simulator that signs its webhooks with the
+// shop's secret. Both stop when the test ends; their logs are shown if it
+// failed.
+func newStack(t testing.TB) *stack {
+	t.Helper()
+	mockURL := requireStripeMock(t)
+
+	logs := &syncBuffer{}
+	t.Cleanup(func() { // registered first, so it runs after everything has stopped
+		if t.Failed() {
+			t.Logf("shop and simulator logs:\n%s", logs)
+		}
+	})
+	log := slog.New(slog.NewTextHandler(logs, nil))
+
+	shopLn := listen(t)
+	simLn := listen(t)
+	st := &stack{
+		shopURL:   "http://" + shopLn.Addr().String(),
+		simURL:    "http://" + simLn.Addr().String(),
+		fulfilled: &countingFulfiller{calls: make(map[string]int)},
+	}
+	secret := "whsec_" + rand.Text()
+
+	sim, err := stripesim.New(stripesim.Config{
+		MockURL:       mockURL,
+		PublicURL:     st.simURL,
+		WebhookURL:    st.shopURL + "/webhook",
+		WebhookSecret: secret,
+		RetryFor:      20 * time.Second,
+		Logger:        log.With("component", "sim"),
+	})
+	if err != nil {
+		t.Fatalf("stripesim.New: %v", err)
+	}
+	simSrv := httptest.NewUnstartedServer(sim.Handler())
+	simSrv.Listener.Close()
+	simSrv.Listener = simLn
+	simSrv.Start()
+	t.Cleanup(func() {
+		simSrv.Close()
+		sim.Close()
+	})
+
+	env := map[string]string{
+		"STRIPE_SECRET_KEY":      "sk_test_e2eShopKey",
+		"STRIPE_PUBLISHABLE_KEY": "pk_test_e2eShopKey",
+		"STRIPE_WEBHOOK_SECRET":  secret,
+		"STRIPE_API_BASE":        st.simURL,
+		"STRIPE_TIMEOUT":         "10s",
+		"BASE_URL":               st.shopURL,
+		"DATABASE_URL":           "sqlite:" + filepath.Join(t.TempDir(), "shop.db"),
+		"CHECKOUT_ORIGINS":       st.simURL,
+		"DEMO_MODE":              "true",
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st.shop, err = app.New(ctx, cfg, log.With("component", "shop"), app.Options{Fulfiller: st.fulfilled})
+	if err != nil {
+		cancel()
+		t.Fatalf("app.New: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- st.shop.ServeListener(ctx, shopLn, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shop: %v", err)
+		}
+		if err := st.shop.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return st
+}
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	return ln
+}
+
+// waitOrder polls the store until the order of the Checkout Session has the
+// status want (and, for paid, has been fulfilled), and returns it.
+func (s *stack) waitOrder(t testing.TB, sessionID string, want orders.Status) orders.Order {
+	t.Helper()
+	var o orders.Order
+	err := poll(10*time.Second, func() (bool, error) {
+		var err error
+		o, err = s.shop.Store.OrderBySession(context.Background(), sessionID)
+		if err != nil {
+			return false, err
+		}
+		return o.Status == want && (want != orders.StatusPaid || o.FulfilledAt != nil), nil
+	})
+	if err != nil {
+		t.Fatalf("order of session %s: got status %q (fulfilled at %v), want %q: %v", sessionID, o.Status, o.FulfilledAt, want, err)
+	}
+	return o
+}
+
+// order returns the order of the Checkout Session as it is now.
+func (s *stack) order(t testing.TB, sessionID string) orders.Order {
+	t.Helper()
+	o, err := s.shop.Store.OrderBySession(context.Background(), sessionID)
+	if err != nil {
+		t.Fatalf("order of session %s: %v", sessionID, err)
+	}
+	return o
+}
+
+// waitWebhooks waits until the simulator has delivered every event it has
+// logged to the shop, and returns their types, oldest first.
+func (s *stack) waitWebhooks(t testing.TB) []string {
+	t.Helper()
+	var types []string
+	err := poll(20*time.Second, func() (bool, error) {
+		var body struct {
+			Events []struct {
+				Type       string `json:"type"`
+				Deliveries []struct {
+					State string `json:"state"`
+				} `json:"deliveries"`
+			} `json:"events"`
+		}
+		if err := getJSON(s.simURL+"/sim/events", &body); err != nil {
+			return false, err
+		}
+		types = types[:0]
+		for i := len(body.Events) - 1; i >= 0; i-- {
+			ev := body.Events[i]
+			if len(ev.Deliveries) == 0 {
+				return false, nil
+			}
+			for _, d := range ev.Deliveries {
+				if d.State != "delivered" {
+					return false, nil
+				}
+			}
+			types = append(types, ev.Type)
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("webhooks not delivered: %v", err)
+	}
+	return types
+}
+
+// simPost calls a control endpoint of the simulator, such as
+// /sim/sessions/{id}/async_succeed.
+func (s *stack) simPost(t testing.TB, path string) {
+	t.Helper()
+	resp, err := http.Post(s.simURL+path, "application/x-www-form-urlencoded", nil)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		t.Fatalf("POST %s: got %s, want 200 OK: %s", path, resp.Status, body)
+	}
+}
+
+// assertFulfilledOnce checks that the Fulfiller ran exactly once for the
+// order, and for no other order, once every webhook has landed.
+func (s *stack) assertFulfilledOnce(t testing.TB, orderID string) {
+	t.Helper()
+	s.waitWebhooks(t)
+	if got := s.fulfilled.count(orderID); got != 1 {
+		t.Errorf("fulfilments of %s: got %d, want 1", orderID, got)
+	}
+	if got := s.fulfilled.total(); got != 1 {
+		t.Errorf("fulfilments in all: got %d, want 1", got)
+	}
+}
+
+// countingFulfiller counts fulfilments per order.
+type countingFulfiller struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (f *countingFulfiller) Fulfill(_ context.Context, o orders.Order) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[o.ID]++
+	return nil
+}
+
+func (f *countingFulfiller) count(orderID string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[orderID]
+}
+
+func (f *countingFulfiller) total() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		n += c
+	}
+	return n
+}
+
+// poll calls done every 50ms until it reports true, fails, or timeout passes.
+func poll(timeout time.Duration, done func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := done()
+		switch {
+		case ok:
+			return nil
+		case time.Now().After(deadline):
+			if err == nil {
+				err = errors.New("timed out after " + timeout.String())
+			}
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func getJSON(url string, v any) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimSpace(b.buf.String())
+}

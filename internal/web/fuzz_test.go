@@ -1,0 +1,124 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/shopcheckout/shop/internal/orders"
+)
+
+// countingStore counts the events the server tries to store.
+type countingStore struct {
+	orders.Store
+	applies atomic.Int64
+}
+
+func (c *countingStore) ApplyEvent(ctx context.Context, ev orders.Event) (orders.ApplyResult, error) {
+	c.applies.Add(1)
+	return c.Store.ApplyEvent(ctx, ev)
+}
+
+// FuzzWebhook: whatever the body and Stripe-Signature header, the handler
+// never panics, never answers 2xx unless the signature is valid, and never
+// stores anything it rejected.
+func FuzzWebhook(f *testing.F) {
+	valid := []byte(`{"id":"evt_seed","object":"event","api_version":"2023-10-16","created":1,"type":"checkout.session.completed","data":{"object":{"id":"cs_test_seed","object":"checkout.session","status":"complete","payment_status":"paid","amount_total":2000,"currency":"usd","client_reference_id":"ord_seed"}}}`)
+	now := time.Now()
+	f.Add(valid, sign(valid, testWebhookSecret, now))
+	f.Add(valid, sign(valid, "whsec_other", now))
+	f.Add(valid, "t=1,v1=00")
+	f.Add([]byte(`{}`), sign([]byte(`{}`), testWebhookSecret, now))
+	f.Add([]byte(`not json`), sign([]byte(`not json`), testWebhookSecret, now))
+	f.Add([]byte(`{"id":"evt_1","object":"event","type":"checkout.session.completed","data":{"object":null}}`), "")
+	f.Add(valid, "t=,v1=,v1")
+	f.Add(valid, strings.Repeat("v1=ab,", 200))
+
+	var store *countingStore
+	ts := newWrappedTestServer(f, func(s orders.Store) orders.Store { store = &countingStore{Store: s}; return store })
+	f.Fuzz(func(t *testing.T, body []byte, header string) {
+		before := store.applies.Load()
+		req := newRequest("POST", "/webhook")
+		req.Body = http.NoBody
+		if len(body) > 0 {
+			req = newRequestBody("POST", "/webhook", bytes.NewReader(body))
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Stripe-Signature", header)
+		rec := newRecorder()
+		ts.ServeHTTP(rec, req)
+		signed := webhook.ValidatePayloadWithTolerance(body, header, testWebhookSecret, webhookTolerance) == nil
+		if rec.Code < 300 && !signed {
+			t.Fatalf("answered %d to an unsigned event", rec.Code)
+		}
+		if !signed && store.applies.Load() != before {
+			t.Fatal("a rejected event reached the store")
+		}
+		if rec.Code >= 500 {
+			t.Fatalf("answered %d: %s", rec.Code, rec.Body)
+		}
+	})
+}
+
+// FuzzCheckoutCreate: whatever a client posts, only catalogue prices and
+// bounded quantities reach Stripe, and the handler never panics or fails
+// with a 5xx.
+func FuzzCheckoutCreate(f *testing.F) {
+	f.Add(true, `{"productId":"tshirt","quantity":2}`)
+	f.Add(true, `{"productId":"tshirt","quantity":2,"amount":1,"currency":"jpy","price":"price_x","unitAmount":1}`)
+	f.Add(true, `{"productId":"mug","quantity":1e3}`)
+	f.Add(true, `{"productId":"mug","quantity":-1}`)
+	f.Add(true, `{"productId":"tshirt","quantity":9223372036854775807}`)
+	f.Add(false, "product_id=tshirt&quantity=3&amount=1&currency=jpy")
+	f.Add(false, "product_id=mug&quantity=3&product_id=tshirt")
+	f.Add(false, "product_id=tshirt&quantity=0x10")
+	f.Add(false, "%zz")
+
+	ts := newTestServer(f)
+	f.Fuzz(func(t *testing.T, asJSON bool, body string) {
+		req := newRequestBody("POST", "/create-checkout-session", strings.NewReader(body))
+		if asJSON {
+			req.Header.Set("Content-Type", "application/json")
+		} else {
+			req.Header.Set("Content-Type", formType)
+		}
+		createdBefore, _ := ts.fake.calls()
+		rec := newRecorder()
+		ts.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK, http.StatusSeeOther, http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		createdAfter, _ := ts.fake.calls()
+		if createdAfter == createdBefore {
+			return
+		}
+		p := ts.fake.lastParams(t)
+		if len(p.LineItems) != 1 {
+			t.Fatalf("line items: got %d, want 1", len(p.LineItems))
+		}
+		li := p.LineItems[0]
+		var found bool
+		for _, prod := range ts.catalog.Products() {
+			if prod.Name == *li.PriceData.ProductData.Name {
+				found = true
+				if *li.PriceData.UnitAmount != prod.UnitAmount || *li.PriceData.Currency != prod.Currency {
+					t.Fatalf("price reaching Stripe: %d %s, catalogue says %d %s", *li.PriceData.UnitAmount, *li.PriceData.Currency, prod.UnitAmount, prod.Currency)
+				}
+				if q := *li.Quantity; q < 1 || q > prod.MaxQuantity {
+					t.Fatalf("quantity reaching Stripe: %d, want 1..%d", q, prod.MaxQuantity)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("product %q reaching Stripe is not in the catalogue", *li.PriceData.ProductData.Name)
+		}
+	})
+}
