@@ -2,8 +2,15 @@
 export GOTOOLCHAIN := go1.27.3
 GOBIN := $(shell GOTOOLCHAIN=$(GOTOOLCHAIN) go env GOPATH)/bin
 STRIPE_MOCK_VERSION := v0.203.0
+STATICCHECK_VERSION := v0.8.2
+GOVULNCHECK_VERSION := v1.9.0
+# The Go vulnerability database, as a module, turned into a local database so
+# govulncheck works offline.
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
+VULNDB_DIR := $(CURDIR)/.tmp/vulndb-$(VULNDB_VERSION)
+FUZZTIME := 10s
 
-.PHONY: run build test test-short lint bench stripe-mock tools clean
+.PHONY: run build test test-short lint vulncheck fuzz bench stripe-mock tools clean
 
 run: ## run the shop on :8000 with settings from .env
 	go run ./cmd/server
@@ -17,9 +24,23 @@ test: ## every test, with the race detector (needs stripe-mock: make stripe-mock
 test-short: ## unit tests only
 	go test -short ./...
 
-lint: ## formatting and vet
+lint: ## formatting, go vet and staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1; }
 	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+vulncheck: $(VULNDB_DIR)/index/db.json ## govulncheck against a local copy of the Go vulnerability database
+	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(VULNDB_DIR) ./...
+
+$(VULNDB_DIR)/index/db.json:
+	go mod download golang.org/x/vulndb@$(VULNDB_VERSION)
+	go run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) \
+	  -vulns "$$(go env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $(VULNDB_DIR).new
+	rm -rf $(VULNDB_DIR) && mv $(VULNDB_DIR).new $(VULNDB_DIR)
+
+fuzz: ## run each fuzz target briefly (FUZZTIME=1m for longer)
+	go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./internal/web
+	go test -run '^$$' -fuzz '^FuzzCheckoutCreate$$' -fuzztime $(FUZZTIME) ./internal/web
 
 bench: ## Go benchmarks of the hot paths
 	go test -run '^$$' -bench . -benchmem ./...

@@ -70,7 +70,8 @@ type Order struct {
 	Review string `json:"review,omitempty"`
 }
 
-// NewID returns a fresh, unguessable order id such as "ord_MFRGGZDFMZTWQ2LK".
+// NewID returns a fresh, unguessable order id: "ord_" and 24 lower-case
+// base32 characters.
 func NewID() string {
 	var b [15]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -180,9 +181,13 @@ type Change struct {
 // The rules: the state only moves up the lifecycle (so any arrival order of the
 // same events ends in the same state, and paid never goes back); an amount or
 // currency that differs from what the order recorded sends it to needs_review
-// unless it is already paid.
+// unless it is already paid. Stripe's figures are fixed for a session, so
+// every event of one session agrees on them.
 func Next(o Order, eventType string, s Session) Change {
 	c := Change{Status: o.Status, Email: o.Email, Review: o.Review}
+	if eventType != "" && !Handled(eventType) {
+		return c
+	}
 	if c.Email == "" && s.Email != "" {
 		c.Email = s.Email
 	}
@@ -255,7 +260,8 @@ type Store interface {
 	Reconcile(ctx context.Context, s Session) (Order, error)
 	// Fulfil calls fn for a paid, unfulfilled order and records fulfilled_at
 	// in the same transaction, so concurrent callers fulfil it once. It
-	// reports whether fn was called; if fn fails nothing is recorded.
+	// reports whether this call fulfilled the order; if fn fails nothing is
+	// recorded. fn holds the store's write lock while it runs: keep it quick.
 	Fulfil(ctx context.Context, orderID string, fn func(context.Context, Order) error) (bool, error)
 	// Unfulfilled lists the ids of paid orders not yet fulfilled, oldest
 	// first: work left over by a crash.

@@ -66,8 +66,9 @@ func (s *Store) SetSession(ctx context.Context, orderID, sessionID string) error
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return err
+		n, err := res.RowsAffected()
+		if err != nil || n == 1 {
+			return err // n == 1: the session is recorded
 		}
 		o, err := getOrder(ctx, tx, "id = ?", orderID)
 		if err != nil {
@@ -157,29 +158,36 @@ func (s *Store) ApplyEvent(ctx context.Context, ev orders.Event) (orders.ApplyRe
 		if err != nil {
 			return err
 		}
-		if n, err := ins.RowsAffected(); err != nil || n == 0 {
-			res.Duplicate = err == nil
+		n, err := ins.RowsAffected()
+		if err != nil {
 			return err
+		}
+		if n == 0 {
+			res.Duplicate = true
+			return nil
 		}
 
 		// Only an event the shop acts on may bind a session to an order.
 		handled := orders.Handled(ev.Type)
 		o, ok, err := s.findOrder(ctx, tx, ev.Session, handled)
-		if err != nil || !ok {
-			if err == nil && !handled {
-				_, err = tx.ExecContext(ctx, `UPDATE events SET outcome = 'ignored' WHERE id = ?`, ev.ID)
-			}
+		if err != nil {
 			return err
 		}
-		res.Matched, res.Previous, res.Order = true, o.Status, o
 		outcome := "ignored"
-		if handled {
+		switch {
+		case ok && handled:
 			outcome = "applied"
+			res.Matched, res.Previous = true, o.Status
 			if res.Order, err = s.apply(ctx, tx, o, ev.Type, ev.Session); err != nil {
 				return err
 			}
+		case ok:
+			res.Matched, res.Previous, res.Order = true, o.Status, o
+		case handled:
+			outcome = "unmatched"
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE events SET outcome = ?, order_id = ? WHERE id = ?`, outcome, o.ID, ev.ID)
+		_, err = tx.ExecContext(ctx, `UPDATE events SET outcome = ?, order_id = ? WHERE id = ?`,
+			outcome, nullString(o.ID), ev.ID)
 		return err
 	})
 	if err != nil {
@@ -218,8 +226,11 @@ func (s *Store) Fulfil(ctx context.Context, orderID string, fn func(context.Cont
 	called := false
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		o, err := getOrder(ctx, tx, "id = ?", orderID)
-		if err != nil || o.Status != orders.StatusPaid || o.FulfilledAt != nil {
+		if err != nil {
 			return err
+		}
+		if o.Status != orders.StatusPaid || o.FulfilledAt != nil {
+			return nil // not ready, or done already
 		}
 		called = true
 		if err := fn(ctx, o); err != nil {

@@ -168,8 +168,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		err = s.write(ctx, func(tx *sql.Tx) error {
 			var done bool
 			err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, version).Scan(&done)
-			if err != nil || done {
+			if err != nil {
 				return err
+			}
+			if done {
+				return nil // applied meanwhile by another process
 			}
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return err

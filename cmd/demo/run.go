@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/shopcheckout/shop/internal/app"
+	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/money"
+	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/stripesim"
+)
+
+// Demo keys: test mode, accepted by stripe-mock, worthless anywhere else.
+const (
+	demoSecretKey      = "sk_test_demoOfflineShop"
+	demoPublishableKey = "pk_test_demoOfflineShop"
+)
+
+// options are the demo's flags.
+type options struct {
+	port, simPort, mockPort int
+	stripeMock              string
+	db                      string
+	verbose                 bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.port, "port", 8000, "shop port (0: any free port)")
+	fs.IntVar(&o.simPort, "sim-port", 12113, "Checkout simulator port (0: any free port)")
+	fs.IntVar(&o.mockPort, "mock-port", 12111, "stripe-mock port, reused if stripe-mock already runs there (0: start one on a free port)")
+	fs.StringVar(&o.stripeMock, "stripe-mock", "", "stripe-mock binary (default: stripe-mock on PATH, else $GOPATH/bin/stripe-mock)")
+	fs.StringVar(&o.db, "db", "data/demo.db", "SQLite database file")
+	fs.BoolVar(&o.verbose, "v", false, "log every request, webhook and state change")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	for _, p := range []int{o.port, o.simPort, o.mockPort} {
+		if p < 0 || p > 65535 {
+			return o, fmt.Errorf("port %d: want 0 to 65535", p)
+		}
+	}
+	return o, nil
+}
+
+// run starts stripe-mock (unless it already runs), the simulator and the
+// shop, prints where to find them, and stops all of it when ctx ends.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	level := slog.LevelWarn
+	if o.verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	mock, err := startStripeMock(ctx, o.stripeMock, o.mockPort, getenv, stderr, o.verbose)
+	if err != nil {
+		return err
+	}
+	defer mock.stop()
+
+	shopLn, err := listen(o.port, "shop", "-port")
+	if err != nil {
+		return err
+	}
+	defer shopLn.Close()
+	simLn, err := listen(o.simPort, "Checkout simulator", "-sim-port")
+	if err != nil {
+		return err
+	}
+	defer simLn.Close()
+	shopPort, simPort := portOf(shopLn), portOf(simLn)
+
+	// Browsers use localhost; the servers call each other on 127.0.0.1.
+	shopURL := "http://localhost:" + strconv.Itoa(shopPort)
+	simURL := "http://localhost:" + strconv.Itoa(simPort)
+	secret := "whsec_" + rand.Text()
+	password := rand.Text()
+
+	sim, err := stripesim.New(stripesim.Config{
+		MockURL:       mock.url,
+		PublicURL:     simURL,
+		WebhookURL:    "http://127.0.0.1:" + strconv.Itoa(shopPort) + "/webhook",
+		WebhookSecret: secret,
+		Logger:        log.With("component", "simulator"),
+	})
+	if err != nil {
+		return fmt.Errorf("configure simulator: %w", err)
+	}
+	defer sim.Close()
+
+	env := map[string]string{
+		"STRIPE_SECRET_KEY":      demoSecretKey,
+		"STRIPE_PUBLISHABLE_KEY": demoPublishableKey,
+		"STRIPE_WEBHOOK_SECRET":  secret,
+		"STRIPE_API_BASE":        "http://127.0.0.1:" + strconv.Itoa(simPort),
+		"BASE_URL":               shopURL,
+		"PORT":                   strconv.Itoa(shopPort),
+		"DATABASE_URL":           "sqlite:" + o.db,
+		"CHECKOUT_ORIGINS":       simURL,
+		"DEMO_MODE":              "true",
+		"ADMIN_PASSWORD":         password,
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		return fmt.Errorf("demo configuration: %w", err)
+	}
+	shop, err := app.New(ctx, cfg, log.With("component", "shop"), app.Options{Fulfiller: &announcer{w: stdout}})
+	if err != nil {
+		return err
+	}
+	defer shop.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- shop.ServeListener(ctx, shopLn, io.Discard) }()
+	go func() { errc <- serveSim(ctx, sim.Handler(), simLn, log) }()
+
+	fmt.Fprintf(stdout, `
+Demo shop running: demo mode, no real payments, no Stripe account needed.
+
+  Shop         %[1]s
+  Admin        %[1]s/admin/orders  (user admin, password %[2]s)
+
+  Test cards   4242 4242 4242 4242  pays (any email address)
+               4000 0000 0000 0002  is declined
+               "Pay by bank debit" on the payment page is a delayed payment
+
+  Behind it    Checkout simulator %[3]s, stripe-mock %[4]s (%[5]s),
+               orders in %[6]s
+
+Ctrl-C stops everything.
+
+`, shopURL, password, simURL, mock.url, mock.origin(), o.db)
+
+	err = <-errc // the first server to stop, on Ctrl-C or failure, stops the other
+	cancel()
+	return errors.Join(err, <-errc)
+}
+
+func listen(port int, what, flagName string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (is the demo already running? choose another port with %s)", what, err, flagName)
+	}
+	return ln, nil
+}
+
+func portOf(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
+
+// serveSim serves the simulator until ctx ends, then shuts it down.
+func serveSim(ctx context.Context, h http.Handler, ln net.Listener, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("simulator: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("simulator shutdown: %w", err)
+	}
+	return nil
+}
+
+// announcer is the demo's Fulfiller: it prints one line per paid order, so
+// the end of the flow shows in the terminal.
+type announcer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (a *announcer) Fulfill(_ context.Context, o orders.Order) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, err := fmt.Fprintf(a.w, "order %s paid and fulfilled: %s, receipt to %s\n", o.ID, money.Format(o.AmountTotal, o.Currency), o.Email)
+	return err
+}
