@@ -54,3 +54,11 @@ stripe-mock: tools ## start stripe-mock on :12111 unless it is running
 
 clean:
 	rm -rf bin
+
+.PHONY: demo screenshots
+
+demo: tools ## the whole shop offline (stripe-mock, Checkout simulator, shop in demo mode); prints the URL
+	go run ./cmd/demo -stripe-mock $(GOBIN)/stripe-mock
+
+screenshots: ## refresh docs/screenshots/*.png with headless Chromium (needs stripe-mock: make stripe-mock)
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots go test ./internal/e2e -run TestHappyPath -count=1

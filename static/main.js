@@ -37,7 +37,11 @@
     fetch(form.action, {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ productId: data.get("product_id"), quantity: isNaN(quantity) ? 0 : quantity }),
+      body: JSON.stringify({
+        productId: data.get("product_id"),
+        quantity: isNaN(quantity) ? 0 : quantity,
+        token: data.get("checkout_token") || ""
+      }),
       credentials: "same-origin"
     })
       .then(function (r) {

@@ -8,6 +8,7 @@ package orders
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"errors"
 	"strings"
@@ -16,6 +17,9 @@ import (
 
 // ErrNotFound is returned when an order does not exist.
 var ErrNotFound = errors.New("order not found")
+
+// ErrDuplicate is returned by CreateOrder for an id that is taken.
+var ErrDuplicate = errors.New("order already exists")
 
 // Status is where an order stands in its lifecycle.
 type Status string
@@ -78,6 +82,15 @@ func NewID() string {
 		panic("orders: crypto/rand failed: " + err.Error()) // never happens on supported platforms
 	}
 	return "ord_" + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
+
+// IDFor derives an order id from a client's request key, so that the same
+// request sent twice (a double click, a retried post) names the same order.
+// The key must hold a secret the server handed out, such as a random form
+// token, so that nobody can aim at another shopper's order.
+func IDFor(requestKey string) string {
+	sum := sha256.Sum256([]byte("order-request:" + requestKey))
+	return "ord_" + strings.ToLower(base32.StdEncoding.EncodeToString(sum[:15]))
 }
 
 // Event types the shop acts on. Every other type is stored-and-ignored.
@@ -242,7 +255,8 @@ type ListFilter struct {
 // method atomic: ApplyEvent stores the event and changes the order in one
 // transaction, and Fulfil never calls fn twice for the same order.
 type Store interface {
-	// CreateOrder records a new pending order.
+	// CreateOrder records a new pending order; ErrDuplicate if the id is
+	// taken.
 	CreateOrder(ctx context.Context, o Order) error
 	// SetSession records the Checkout Session created for a pending order.
 	SetSession(ctx context.Context, orderID, sessionID string) error

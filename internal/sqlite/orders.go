@@ -44,12 +44,17 @@ func (s *Store) CreateOrder(ctx context.Context, o orders.Order) error {
 	if o.UpdatedAt.IsZero() {
 		o.UpdatedAt = o.CreatedAt
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	res, err := s.w.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 		o.ID, o.Status, string(items), o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
 		o.CreatedAt.UnixMicro(), o.UpdatedAt.UnixMicro(), nullTime(o.PaidAt), nullTime(o.FulfilledAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create order %s: %w", o.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: create order %s: %w", o.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: create order %s: %w", o.ID, orders.ErrDuplicate)
 	}
 	return nil
 }

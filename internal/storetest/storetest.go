@@ -94,8 +94,8 @@ func testCreateAndGet(t *testing.T, s orders.Store) {
 			t.Errorf("%s: got error %v, want orders.ErrNotFound", name, err)
 		}
 	}
-	if err := s.CreateOrder(ctx, NewOrder(o.ID)); err == nil {
-		t.Error("CreateOrder with a duplicate id: got nil error, want one")
+	if err := s.CreateOrder(ctx, NewOrder(o.ID)); !errors.Is(err, orders.ErrDuplicate) {
+		t.Errorf("CreateOrder with a duplicate id: got %v, want orders.ErrDuplicate", err)
 	}
 	bad := NewOrder("ord_bad")
 	bad.Status = "shipped"

@@ -2,11 +2,14 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -25,6 +28,21 @@ const maxCheckoutBody = 8 << 10
 type checkoutRequest struct {
 	ProductID string `json:"productId"`
 	Quantity  int64  `json:"quantity"`
+	// Token is the random form token the home page handed out. The same
+	// token, product and quantity name the same order, so a double click or
+	// a retried post reuses the order and, through its idempotency key, its
+	// Checkout Session.
+	Token string `json:"token"`
+}
+
+// tokenPattern is the shape of a form token (see newFormToken).
+var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{22,64}$`)
+
+// newFormToken returns a fresh random token for a purchase form.
+func newFormToken() string {
+	var b [18]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // checkoutResponse answers a JSON request.
@@ -58,24 +76,14 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	now := s.now().UTC()
-	order := orders.Order{
-		ID:     orders.NewID(),
-		Status: orders.StatusPending,
-		Items: []orders.Item{{
-			ProductID: product.ID, Name: product.Name, UnitAmount: product.UnitAmount, Quantity: req.Quantity,
-		}},
-		AmountTotal: product.UnitAmount * req.Quantity,
-		Currency:    product.Currency,
-		CreatedAt:   now,
-		UpdatedAt:   now,
-	}
-	if err := s.store.CreateOrder(r.Context(), order); err != nil {
+	order, err := s.createOrder(r.Context(), req, product)
+	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "We could not record your order. Nothing was charged; please try again.", err)
 		return
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StripeTimeout)
+
 	defer cancel()
 	sess, err := s.sessions.New(s.sessionParams(ctx, order, product))
 	if err != nil {
@@ -101,6 +109,39 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, sess.URL, http.StatusSeeOther)
 }
 
+// createOrder records the pending order for a request, or finds the one an
+// identical earlier request (same form token, product and quantity) made.
+func (s *Server) createOrder(ctx context.Context, req checkoutRequest, p catalog.Product) (orders.Order, error) {
+	now := s.now().UTC()
+	o := orders.Order{
+		ID:          orders.NewID(),
+		Status:      orders.StatusPending,
+		Items:       []orders.Item{{ProductID: p.ID, Name: p.Name, UnitAmount: p.UnitAmount, Quantity: req.Quantity}},
+		AmountTotal: p.UnitAmount * req.Quantity,
+		Currency:    p.Currency,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+	}
+	if tokenPattern.MatchString(req.Token) {
+		o.ID = orders.IDFor(req.Token + "|" + p.ID + "|" + strconv.FormatInt(req.Quantity, 10))
+	}
+	err := s.store.CreateOrder(ctx, o)
+	if !errors.Is(err, orders.ErrDuplicate) {
+		return o, err
+	}
+	existing, err := s.store.Order(ctx, o.ID)
+	if err != nil {
+		return o, err
+	}
+	if existing.Status == orders.StatusPending {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "repeated checkout request: reusing the pending order", slog.String("order_id", existing.ID))
+		return existing, nil
+	}
+	// The earlier order went on (paid, expired...): this is a new purchase.
+	o.ID = orders.NewID()
+	return o, s.store.CreateOrder(ctx, o)
+}
+
 // decodeCheckoutRequest reads a JSON or form-encoded body, capped.
 func decodeCheckoutRequest(w http.ResponseWriter, r *http.Request) (checkoutRequest, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxCheckoutBody)
@@ -117,6 +158,7 @@ func decodeCheckoutRequest(w http.ResponseWriter, r *http.Request) (checkoutRequ
 		return req, fmt.Errorf("%w: parse form: %w", errBadInput, err)
 	}
 	req.ProductID = strings.TrimSpace(r.PostForm.Get("product_id"))
+	req.Token = r.PostForm.Get("checkout_token")
 	q := strings.TrimSpace(r.PostForm.Get("quantity"))
 	if q == "" {
 		q = "1"

@@ -40,13 +40,14 @@ type fakeSessions struct {
 	created  []*stripe.CheckoutSessionParams
 	gets     int
 	sessions map[string]*stripe.CheckoutSession
+	byKey    map[string]*stripe.CheckoutSession // Stripe's idempotency: a key names one session
 	newErr   error
 	getErr   error
 	hang     bool // block until the call's context is done
 }
 
 func newFakeSessions() *fakeSessions {
-	return &fakeSessions{sessions: map[string]*stripe.CheckoutSession{}}
+	return &fakeSessions{sessions: map[string]*stripe.CheckoutSession{}, byKey: map[string]*stripe.CheckoutSession{}}
 }
 
 func (f *fakeSessions) New(p *stripe.CheckoutSessionParams) (*stripe.CheckoutSession, error) {
@@ -63,6 +64,11 @@ func (f *fakeSessions) New(p *stripe.CheckoutSessionParams) (*stripe.CheckoutSes
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if p.IdempotencyKey != nil {
+		if s, ok := f.byKey[*p.IdempotencyKey]; ok {
+			return s, nil
+		}
+	}
 	id := fmt.Sprintf("cs_test_fake%03d", len(f.sessions)+1)
 	var total int64
 	var items []*stripe.LineItem
@@ -79,6 +85,9 @@ func (f *fakeSessions) New(p *stripe.CheckoutSessionParams) (*stripe.CheckoutSes
 		LineItems: &stripe.LineItemList{Data: items},
 	}
 	f.sessions[id] = s
+	if p.IdempotencyKey != nil {
+		f.byKey[*p.IdempotencyKey] = s
+	}
 	return s, nil
 }
 
@@ -110,6 +119,12 @@ func (f *fakeSessions) pay(id, paymentStatus, email string) {
 	s.Status = stripe.CheckoutSessionStatusComplete
 	s.PaymentStatus = stripe.CheckoutSessionPaymentStatus(paymentStatus)
 	s.CustomerDetails = &stripe.CheckoutSessionCustomerDetails{Email: email}
+}
+
+func (f *fakeSessions) distinctSessions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sessions)
 }
 
 func (f *fakeSessions) calls() (created, gets int) {

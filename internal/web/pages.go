@@ -14,6 +14,9 @@ import (
 type homePage struct {
 	Page
 	Products []productView
+	// Token identifies this rendering of the forms: posting the same form
+	// twice reuses one order (see checkoutRequest.Token).
+	Token string
 }
 
 type productView struct {
@@ -23,7 +26,8 @@ type productView struct {
 
 func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 	products := s.catalog.Products()
-	v := homePage{Page: s.page("Shop"), Products: make([]productView, len(products))}
+	noStore(w) // each rendering carries its own form token
+	v := homePage{Page: s.page("Shop"), Products: make([]productView, len(products)), Token: newFormToken()}
 	for i, p := range products {
 		v.Products[i] = productView{
 			ID: p.ID, Name: p.Name, Description: p.Description, Image: p.Image,

@@ -2,11 +2,15 @@ package web
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,5 +231,83 @@ func TestPanicRecoveredAndServing(t *testing.T) {
 	}
 	if res := ts.do(t, "GET", "/", nil); res.StatusCode != 200 {
 		t.Errorf("after the panic: got %d, want 200", res.StatusCode)
+	}
+}
+
+// homeToken fetches the home page and returns its form token.
+func (ts *testServer) homeToken(t *testing.T) string {
+	t.Helper()
+	body := readBody(t, ts.do(t, "GET", "/", nil))
+	m := regexp.MustCompile(`name="checkout_token" value="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no checkout_token in the home page:\n%s", body)
+	}
+	return m[1]
+}
+
+func TestDoubleSubmitReusesOrderAndSession(t *testing.T) {
+	ts := newTestServer(t)
+	token := ts.homeToken(t)
+	if other := ts.homeToken(t); other == token {
+		t.Fatal("two renderings of the home page share a token")
+	}
+	var mu sync.Mutex
+	locations := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range 6 { // a double click, a retried request, and a JSON retry, all at once
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var res *http.Response
+			if i%2 == 0 {
+				res = ts.do(t, "POST", "/create-checkout-session", formBody("product_id", "tshirt", "quantity", "2", "checkout_token", token), "Content-Type", formType)
+			} else {
+				res = ts.do(t, "POST", "/create-checkout-session", strings.NewReader(`{"productId":"tshirt","quantity":2,"token":"`+token+`"}`), "Content-Type", "application/json")
+			}
+			loc := res.Header.Get("Location")
+			if res.StatusCode == 200 {
+				var body checkoutResponse
+				json.NewDecoder(res.Body).Decode(&body)
+				loc = body.URL
+			}
+			mu.Lock()
+			locations[loc]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(locations) != 1 {
+		t.Errorf("checkout urls: got %v, want one", locations)
+	}
+	if n := ts.fake.distinctSessions(); n != 1 {
+		t.Errorf("Checkout Sessions: got %d, want 1", n)
+	}
+	list, _ := ts.store.ListOrders(context.Background(), orders.ListFilter{})
+	if len(list) != 1 {
+		t.Errorf("orders: got %d, want 1", len(list))
+	}
+
+	// A different quantity from the same page is a different purchase.
+	ts.do(t, "POST", "/create-checkout-session", formBody("product_id", "tshirt", "quantity", "3", "checkout_token", token), "Content-Type", formType)
+	if n := ts.fake.distinctSessions(); n != 2 {
+		t.Errorf("after changing the quantity: got %d sessions, want 2", n)
+	}
+}
+
+func TestResubmitAfterPaymentIsNewPurchase(t *testing.T) {
+	ts := newTestServer(t)
+	token := ts.homeToken(t)
+	post := func() string {
+		res := ts.do(t, "POST", "/create-checkout-session", formBody("product_id", "tshirt", "quantity", "1", "checkout_token", token), "Content-Type", formType)
+		return res.Header.Get("Location")
+	}
+	first := post()
+	p := ts.fake.lastParams(t)
+	o := ts.order(t, *p.ClientReferenceID)
+	if _, err := ts.store.Reconcile(context.Background(), orders.Session{ID: o.SessionID, Status: "complete", PaymentStatus: "paid"}); err != nil {
+		t.Fatal(err)
+	}
+	if second := post(); second == first || second == "" {
+		t.Errorf("after payment: got %q, want a new checkout url (first %q)", second, first)
 	}
 }
