@@ -220,7 +220,7 @@ func TestPanicRecoveredAndServing(t *testing.T) {
 	routes := ts.handler
 	ts.handler = ts.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/boom" {
-			panic("internal detail sk_test_shouldnotleak")
+			panic("internal detail")
 		}
 		routes.ServeHTTP(w, r)
 	}))
