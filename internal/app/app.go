@@ -35,7 +35,8 @@ type App struct {
 
 // Options changes how New builds the shop; the zero value is production.
 type Options struct {
-	// Fulfiller replaces the default LogFulfiller.
+	// Fulfiller adds an outside effect to fulfilment (default: none; see
+	// orders.RecordOnly).
 	Fulfiller orders.Fulfiller
 	// StripeHTTPClient replaces the HTTP client of the Stripe backends.
 	StripeHTTPClient *http.Client
@@ -55,11 +56,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, err
 	}
-	fulfiller := opts.Fulfiller
-	if fulfiller == nil {
-		fulfiller = orders.LogFulfiller{Logger: log}
-	}
-	svc := orders.NewService(store, fulfiller, log)
+	svc := orders.NewService(store, opts.Fulfiller, log)
 	if n, err := svc.FulfilPending(ctx); err != nil {
 		log.Error("fulfil orders left over from before the restart", "error", err)
 	} else if n > 0 {

@@ -8,32 +8,29 @@ import (
 
 // Fulfiller delivers a paid order: ships it, grants access, sends the email.
 // The Service calls it inside the store transaction that records
-// fulfilled_at, so it runs once per order however many paths race to fulfil
-// it. If it returns an error nothing is recorded and a later call retries. A
-// crash after Fulfill returns but before the commit makes a later call run it
-// again, so a Fulfiller with outside effects should use the order id as an
-// idempotency key.
+// fulfilled_at, so however many paths race to fulfil an order, one call
+// wins. If it returns an error nothing is recorded and a later attempt
+// retries. If the process dies after Fulfill returns but before the commit,
+// the restart runs it again: delivery is at least once, so a Fulfiller with
+// outside effects should use the order id as its idempotency key.
 type Fulfiller interface {
 	Fulfill(ctx context.Context, o Order) error
 }
 
-// LogFulfiller is the default Fulfiller: the store records fulfilled_at and
-// this logs one structured line per order.
-type LogFulfiller struct {
-	Logger *slog.Logger
-}
+// FulfillerFunc adapts a function to Fulfiller.
+type FulfillerFunc func(ctx context.Context, o Order) error
 
-// Fulfill logs "order fulfilled".
-func (f LogFulfiller) Fulfill(ctx context.Context, o Order) error {
-	f.Logger.LogAttrs(ctx, slog.LevelInfo, "order fulfilled",
-		slog.String("order_id", o.ID),
-		slog.Int64("amount", o.AmountTotal),
-		slog.String("currency", o.Currency),
-		slog.String("email", o.Email),
-		slog.String("session_id", o.SessionID),
-	)
-	return nil
-}
+// Fulfill calls f.
+func (f FulfillerFunc) Fulfill(ctx context.Context, o Order) error { return f(ctx, o) }
+
+// RecordOnly is the default Fulfiller: it has no outside effect, so
+// fulfilment is the fulfilled_at the store records (exactly once, in the
+// same transaction) and the "order fulfilled" line the Service logs after
+// the commit.
+type RecordOnly struct{}
+
+// Fulfill does nothing: recording is the store's part, logging the Service's.
+func (RecordOnly) Fulfill(context.Context, Order) error { return nil }
 
 // Service applies what Stripe reports to orders and fulfils paid ones. Both
 // the webhook and the success page go through it, so whichever arrives first
@@ -44,8 +41,11 @@ type Service struct {
 	log       *slog.Logger
 }
 
-// NewService builds a Service.
+// NewService builds a Service. A nil fulfiller means RecordOnly.
 func NewService(store Store, fulfiller Fulfiller, log *slog.Logger) *Service {
+	if fulfiller == nil {
+		fulfiller = RecordOnly{}
+	}
 	return &Service{store: store, fulfiller: fulfiller, log: log}
 }
 
@@ -92,9 +92,9 @@ func (s *Service) FulfilPending(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, id := range ids {
-		done, err := s.store.Fulfil(ctx, id, s.fulfiller.Fulfill)
+		done, err := s.fulfilID(ctx, id)
 		if err != nil {
-			return n, fmt.Errorf("fulfil order %s: %w", id, err)
+			return n, err
 		}
 		if done {
 			n++
@@ -107,9 +107,33 @@ func (s *Service) fulfil(ctx context.Context, o Order) {
 	if o.Status != StatusPaid || o.FulfilledAt != nil {
 		return
 	}
-	if _, err := s.store.Fulfil(ctx, o.ID, s.fulfiller.Fulfill); err != nil {
+	if _, err := s.fulfilID(ctx, o.ID); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "fulfilment failed; will retry", slog.String("order_id", o.ID), slog.Any("error", err))
 	}
+}
+
+// fulfilID runs the Fulfiller in the store's fulfilment transaction and,
+// once that has committed, logs "order fulfilled": one line per order, never
+// two, since only the call that recorded fulfilled_at logs it.
+func (s *Service) fulfilID(ctx context.Context, id string) (bool, error) {
+	var fulfilled Order
+	done, err := s.store.Fulfil(ctx, id, func(ctx context.Context, o Order) error {
+		fulfilled = o
+		return s.fulfiller.Fulfill(ctx, o)
+	})
+	if err != nil {
+		return false, fmt.Errorf("fulfil order %s: %w", id, err)
+	}
+	if done {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "order fulfilled",
+			slog.String("order_id", fulfilled.ID),
+			slog.Int64("amount", fulfilled.AmountTotal),
+			slog.String("currency", fulfilled.Currency),
+			slog.String("email", fulfilled.Email),
+			slog.String("session_id", fulfilled.SessionID),
+		)
+	}
+	return done, nil
 }
 
 // reload returns the order as stored now, or o if that fails.

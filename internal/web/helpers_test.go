@@ -221,7 +221,7 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 	}
 	srv, err := NewServer(Deps{
 		Config: cfg, Catalog: cat, Store: seen,
-		Orders:   orders.NewService(seen, orders.LogFulfiller{Logger: log}, log),
+		Orders:   orders.NewService(seen, nil, log),
 		Sessions: fake, Logger: log, Templates: templates.FS, Static: static.FS,
 	})
 	if err != nil {
