@@ -6,7 +6,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/reconcile"
 	"github.com/shopcheckout/shop/internal/sqlite"
 	"github.com/shopcheckout/shop/internal/stripeapi"
 	"github.com/shopcheckout/shop/internal/web"
@@ -30,7 +30,9 @@ type App struct {
 	Store   orders.Store
 	Orders  *orders.Service
 	Handler http.Handler
-	log     *slog.Logger
+	// Events is Stripe's Events API, for reconciliation.
+	Events reconcile.Events
+	log    *slog.Logger
 }
 
 // Options changes how New builds the shop; the zero value is production.
@@ -87,7 +89,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if cfg.StripeAPIBase != "" {
 		log.Info("using a Stripe API override", "api_base", cfg.StripeAPIBase)
 	}
-	return &App{Config: cfg, Store: store, Orders: svc, Handler: srv, log: log}, nil
+	return &App{Config: cfg, Store: store, Orders: svc, Handler: srv, Events: sc.Events, log: log}, nil
 }
 
 // Close closes the store.
@@ -106,8 +108,27 @@ func OpenStore(ctx context.Context, db config.Database) (orders.Store, error) {
 	return nil, fmt.Errorf("DATABASE_URL: the %s store is not available in this build", db.Driver)
 }
 
-// ShutdownGrace is how long requests in flight get to finish after SIGTERM.
-const ShutdownGrace = 20 * time.Second
+// Reconcile applies the checkout.session.* events of the last window that
+// the shop has not seen.
+func (a *App) Reconcile(ctx context.Context, window time.Duration) (reconcile.Report, error) {
+	return reconcile.Run(ctx, a.Events, a.Orders, time.Now().Add(-window), a.log)
+}
+
+// reconcileEvery runs Reconcile on a ticker until ctx ends.
+func (a *App) reconcileEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := a.Reconcile(ctx, a.Config.ReconcileWindow); err != nil && ctx.Err() == nil {
+				a.log.Error("periodic reconciliation failed; next try at the next tick", "error", err)
+			}
+		}
+	}
+}
 
 // Serve listens on the configured port, prints the address to stdout, and
 // shuts down gracefully when ctx ends.
@@ -119,12 +140,20 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 	return a.ServeListener(ctx, ln, stdout)
 }
 
-// ServeListener is Serve on a listener the caller opened.
+// ServeListener is Serve on a listener the caller opened. On ctx's end it
+// stops accepting, lets requests in flight finish within the configured
+// grace period, and returns; the caller then closes the store.
 func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writer) error {
 	hs := NewHTTPServer(a.Handler, a.Config, a.log)
 	port := ln.Addr().(*net.TCPAddr).Port
 	fmt.Fprintf(stdout, "shop listening on http://localhost:%d (BASE_URL %s)\n", port, a.Config.BaseURL)
 	a.log.Info("listening", "addr", ln.Addr().String())
+
+	jobs, stopJobs := context.WithCancel(context.Background())
+	defer stopJobs()
+	if every := a.Config.ReconcileInterval; every > 0 {
+		go a.reconcileEvery(jobs, every)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -133,11 +162,14 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writ
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down", "grace", ShutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	grace := a.Config.ShutdownTimeout
+	a.log.Info("shutting down: no new connections; finishing requests in flight", "grace", grace)
+	stopJobs()
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+		return fmt.Errorf("shutdown: requests still running after %v: %w", grace, err)
 	}
 	a.log.Info("stopped")
 	return nil

@@ -36,6 +36,15 @@ type Config struct {
 	// client's.
 	TrustedProxies []netip.Prefix
 	RateLimit      RateLimit
+	// ReconcileInterval runs reconciliation with Stripe's Events API this
+	// often inside the server (RECONCILE_INTERVAL; 0, the default, is off).
+	ReconcileInterval time.Duration
+	// ReconcileWindow is how far back reconciliation looks
+	// (RECONCILE_WINDOW, default 72h: Stripe's webhook retry period).
+	ReconcileWindow time.Duration
+	// ShutdownTimeout is how long requests in flight get to finish after
+	// SIGTERM (SHUTDOWN_TIMEOUT, default 20s).
+	ShutdownTimeout time.Duration
 }
 
 // RateLimit bounds Checkout Session creation.
@@ -158,7 +167,7 @@ func Load(getenv func(string) string) (Config, error) {
 			bad("STRIPE_API_BASE must be an absolute http(s) URL such as http://localhost:12111, got %q", c.StripeAPIBase)
 		}
 	}
-	c.StripeTimeout = durationVar(get("STRIPE_TIMEOUT"), 10*time.Second, "STRIPE_TIMEOUT", bad)
+	c.StripeTimeout = durationRange(get("STRIPE_TIMEOUT"), 10*time.Second, time.Millisecond, 2*time.Minute, "STRIPE_TIMEOUT", bad)
 
 	c.Checkout = CheckoutOptions{
 		Locale:             orDefault(get("CHECKOUT_LOCALE"), "auto"),
@@ -188,6 +197,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.DemoMode && c.Live() {
 		bad("DEMO_MODE is set with live keys: demo mode is for test keys only")
 	}
+	c.ReconcileInterval = durationRange(get("RECONCILE_INTERVAL"), 0, 0, 24*time.Hour, "RECONCILE_INTERVAL", bad)
+	c.ReconcileWindow = durationRange(get("RECONCILE_WINDOW"), 72*time.Hour, time.Minute, 30*24*time.Hour, "RECONCILE_WINDOW", bad)
+	c.ShutdownTimeout = durationRange(get("SHUTDOWN_TIMEOUT"), 20*time.Second, 0, 10*time.Minute, "SHUTDOWN_TIMEOUT", bad)
 	for _, p := range splitList(get("TRUSTED_PROXIES")) {
 		prefix, err := parsePrefix(p)
 		if err != nil {
@@ -325,13 +337,13 @@ func boolVar(v, name string, bad func(string, ...any)) bool {
 	return b
 }
 
-func durationVar(v string, def time.Duration, name string, bad func(string, ...any)) time.Duration {
+func durationRange(v string, def, lo, hi time.Duration, name string, bad func(string, ...any)) time.Duration {
 	if v == "" {
 		return def
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 || d > 2*time.Minute {
-		bad("%s must be a duration such as 10s (at most 2m), got %q", name, v)
+	if err != nil || d < lo || d > hi {
+		bad("%s must be a duration such as 10s, 15m or 72h, from %v to %v; got %q", name, lo, hi, v)
 		return def
 	}
 	return d

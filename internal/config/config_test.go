@@ -29,10 +29,13 @@ func TestLoadDefaults(t *testing.T) {
 		"base": c.BaseURL.String(), "port": c.Port, "db": c.Database, "locale": c.Checkout.Locale,
 		"timeout": c.StripeTimeout, "secrets": len(c.WebhookSecrets), "max": c.Checkout.MaxQuantityDefault,
 		"api": c.StripeAPIBase, "admin": c.AdminPassword, "demo": c.DemoMode, "addr": c.Addr(),
+		"reconcile": c.ReconcileInterval, "window": c.ReconcileWindow, "shutdown": c.ShutdownTimeout, "rate": c.RateLimit,
 	}
 	want := map[string]any{
 		"base": "http://localhost:8000", "port": 8000, "db": Database{Driver: "sqlite", DSN: "data/shop.db"}, "locale": "auto",
 		"timeout": 10 * time.Second, "secrets": 0, "max": int64(10), "api": "", "admin": "", "demo": false, "addr": ":8000",
+		"reconcile": time.Duration(0), "window": 72 * time.Hour, "shutdown": 20 * time.Second,
+		"rate": RateLimit{PerClientPerMinute: 10, Burst: 5, GlobalPerSecond: 20},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -100,6 +103,9 @@ func TestLoadRejects(t *testing.T) {
 		{"empty sqlite path", map[string]string{"DATABASE_URL": "sqlite:"}, []string{"needs a file path"}},
 		{"bad api base", map[string]string{"STRIPE_API_BASE": "localhost:12111"}, []string{"STRIPE_API_BASE must be"}},
 		{"bad timeout", map[string]string{"STRIPE_TIMEOUT": "forever"}, []string{"STRIPE_TIMEOUT must be a duration"}},
+		{"bad reconcile interval", map[string]string{"RECONCILE_INTERVAL": "often"}, []string{"RECONCILE_INTERVAL must be a duration"}},
+		{"reconcile window too long", map[string]string{"RECONCILE_WINDOW": "1000h"}, []string{"RECONCILE_WINDOW must be a duration"}},
+		{"bad shutdown", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, []string{"SHUTDOWN_TIMEOUT must be a duration"}},
 		{"long timeout", map[string]string{"STRIPE_TIMEOUT": "80s"}, nil},
 		{"too long timeout", map[string]string{"STRIPE_TIMEOUT": "5m"}, []string{"STRIPE_TIMEOUT must be a duration"}},
 		{"bad bool", map[string]string{"CHECKOUT_PROMOTION_CODES": "maybe"}, []string{"CHECKOUT_PROMOTION_CODES must be true or false"}},

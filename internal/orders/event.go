@@ -1,0 +1,88 @@
+package orders
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// eventEnvelope is the part of a Stripe event the shop reads. It is decoded
+// by hand, not by stripe-go's Event, so that events of any API version work:
+// these fields mean the same in every version.
+type eventEnvelope struct {
+	ID         string `json:"id"`
+	Object     string `json:"object"`
+	Type       string `json:"type"`
+	APIVersion string `json:"api_version"`
+	Created    int64  `json:"created"`
+	Data       struct {
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
+// sessionObject is the part of a checkout.session object the shop reads.
+type sessionObject struct {
+	ID                string            `json:"id"`
+	Object            string            `json:"object"`
+	Status            string            `json:"status"`
+	PaymentStatus     string            `json:"payment_status"`
+	AmountSubtotal    *int64            `json:"amount_subtotal"`
+	AmountTotal       *int64            `json:"amount_total"`
+	Currency          string            `json:"currency"`
+	ClientReferenceID string            `json:"client_reference_id"`
+	Metadata          map[string]string `json:"metadata"`
+	CustomerEmail     string            `json:"customer_email"`
+	CustomerDetails   *struct {
+		Email string `json:"email"`
+	} `json:"customer_details"`
+}
+
+// ParseEvent reads a Stripe event (a webhook body, or an event from the
+// Events API) of any API version. Only checkout.session.* events carry a
+// Session; others keep just their id and type. The caller checks the
+// signature first.
+func ParseEvent(body []byte) (Event, error) {
+	var env eventEnvelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return Event{}, fmt.Errorf("decode event: %w", err)
+	}
+	if env.ID == "" || env.Type == "" || env.Object != "event" {
+		return Event{}, errors.New("decode event: not a Stripe event")
+	}
+	ev := Event{
+		ID:         env.ID,
+		Type:       env.Type,
+		APIVersion: env.APIVersion,
+		Created:    time.Unix(env.Created, 0).UTC(),
+		Payload:    body,
+	}
+	if !strings.HasPrefix(env.Type, "checkout.session.") {
+		return ev, nil
+	}
+	var so sessionObject
+	if err := json.Unmarshal(env.Data.Object, &so); err != nil {
+		return Event{}, fmt.Errorf("decode checkout session: %w", err)
+	}
+	if so.Object != "checkout.session" || so.ID == "" {
+		return Event{}, errors.New("decode checkout session: not a checkout.session")
+	}
+	ev.Session = Session{
+		ID:             so.ID,
+		OrderID:        so.ClientReferenceID,
+		Status:         so.Status,
+		PaymentStatus:  so.PaymentStatus,
+		AmountSubtotal: so.AmountSubtotal,
+		AmountTotal:    so.AmountTotal,
+		Currency:       so.Currency,
+		Email:          so.CustomerEmail,
+	}
+	if ev.Session.OrderID == "" {
+		ev.Session.OrderID = so.Metadata["order_id"]
+	}
+	if so.CustomerDetails != nil && so.CustomerDetails.Email != "" {
+		ev.Session.Email = so.CustomerDetails.Email
+	}
+	return ev, nil
+}
