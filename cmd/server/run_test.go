@@ -199,3 +199,24 @@ func TestEnvFile(t *testing.T) {
 		t.Errorf("missing file: got %v, want no error", err)
 	}
 }
+
+func TestReconcileCommand(t *testing.T) {
+	mock := stripeMockURL(t)
+	env := map[string]string{
+		"STRIPE_SECRET_KEY": testSecretKey, "STRIPE_PUBLISHABLE_KEY": testPublishableKey, "STRIPE_API_BASE": mock,
+		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "shop.db"),
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"reconcile", "-env-file", filepath.Join(t.TempDir(), "none"), "-since", "24h"}
+	if err := run(context.Background(), args, func(k string) string { return env[k] }, &stdout, &stderr); err != nil {
+		t.Fatalf("reconcile: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "reconciled:") {
+		t.Errorf("stdout: got %q, want a report", stdout.String())
+	}
+	for _, bad := range [][]string{{"frobnicate"}, {"reconcile", "-since", "1000h"}} {
+		if err := run(context.Background(), bad, func(k string) string { return env[k] }, io.Discard, io.Discard); err == nil {
+			t.Errorf("run %q: got nil error, want one", bad)
+		}
+	}
+}
