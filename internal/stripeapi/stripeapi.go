@@ -26,13 +26,19 @@ type Options struct {
 // only through its own backends. stripe-go's logging is off: the shop logs
 // Stripe failures itself, without Stripe's messages.
 func New(opts Options) *client.API {
-	hc := opts.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: opts.Timeout}
+	base := opts.HTTPClient
+	if base == nil {
+		base = &http.Client{Timeout: opts.Timeout}
 	}
+	rt := base.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	hc := *base
+	hc.Transport = retryTransport{base: rt, attempts: 3, backoff: 250 * time.Millisecond}
 	cfg := func() *stripe.BackendConfig {
 		c := &stripe.BackendConfig{
-			HTTPClient:        hc,
+			HTTPClient:        &hc,
 			MaxNetworkRetries: stripe.Int64(opts.Retries),
 			LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
 		}
