@@ -54,10 +54,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 			return nil, fmt.Errorf("CATALOG_FILE: %w", err)
 		}
 	}
-	store, err := OpenStore(ctx, cfg.Database)
+	raw, err := OpenStore(ctx, cfg.Database)
 	if err != nil {
 		return nil, err
 	}
+	store := orders.NewHealthStore(raw)
 	svc := orders.NewService(store, opts.Fulfiller, log)
 	if n, err := svc.FulfilPending(ctx); err != nil {
 		log.Error("fulfil orders left over from before the restart", "error", err)

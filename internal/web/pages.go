@@ -66,6 +66,14 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, r, http.StatusServiceUnavailable, healthBody{Status: "store unavailable"})
 		return
 	}
+	// Some faults (read-only database, full disk, a long lock) only show on
+	// writes: report the latest write's outcome when the store tracks it.
+	if ws, ok := s.store.(interface{ WriteErr() error }); ok {
+		if err := ws.WriteErr(); err != nil {
+			s.writeJSON(w, r, http.StatusServiceUnavailable, healthBody{Status: "store writes failing"})
+			return
+		}
+	}
 	s.writeJSON(w, r, http.StatusOK, healthBody{Status: "ok"})
 }
 
