@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/metrics"
 	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/reconcile"
 	"github.com/shopcheckout/shop/internal/sqlite"
@@ -31,8 +32,9 @@ type App struct {
 	Orders  *orders.Service
 	Handler http.Handler
 	// Events is Stripe's Events API, for reconciliation.
-	Events reconcile.Events
-	log    *slog.Logger
+	Events  reconcile.Events
+	Metrics *metrics.Metrics
+	log     *slog.Logger
 }
 
 // Options changes how New builds the shop; the zero value is production.
@@ -58,8 +60,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, err
 	}
-	store := orders.NewHealthStore(raw)
-	svc := orders.NewService(store, opts.Fulfiller, log)
+	m := metrics.New()
+	store := orders.NewHealthStore(raw, m.StoreError)
+	svc := orders.NewService(store, opts.Fulfiller, log, orders.OnFulfilled(func(orders.Order) { m.Fulfilled() }))
 	if n, err := svc.FulfilPending(ctx); err != nil {
 		log.Error("fulfil orders left over from before the restart", "error", err)
 	} else if n > 0 {
@@ -79,6 +82,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Logger:    log,
 		Templates: templates.FS,
 		Static:    static.FS,
+		Metrics:   m,
 	})
 	if err != nil {
 		store.Close()
@@ -90,7 +94,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if cfg.StripeAPIBase != "" {
 		log.Info("using a Stripe API override", "api_base", cfg.StripeAPIBase)
 	}
-	return &App{Config: cfg, Store: store, Orders: svc, Handler: srv, Events: sc.Events, log: log}, nil
+	return &App{Config: cfg, Store: store, Orders: svc, Handler: srv, Events: sc.Events, Metrics: m, log: log}, nil
 }
 
 // Close closes the store.
@@ -156,8 +160,18 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writ
 		go a.reconcileEvery(jobs, every)
 	}
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	if addr := a.Config.MetricsAddr; addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		ms := &http.Server{Handler: a.Metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		defer ms.Close()
+		go func() { errc <- ms.Serve(mln) }()
+		a.log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -42,6 +43,10 @@ type Config struct {
 	// ReconcileWindow is how far back reconciliation looks
 	// (RECONCILE_WINDOW, default 72h: Stripe's webhook retry period).
 	ReconcileWindow time.Duration
+	// MetricsAddr, if set, serves Prometheus metrics on a separate listen
+	// address (METRICS_ADDR, e.g. 127.0.0.1:9090) without authentication;
+	// they are also at /admin/metrics behind the admin password.
+	MetricsAddr string
 	// ShutdownTimeout is how long requests in flight get to finish after
 	// SIGTERM (SHUTDOWN_TIMEOUT, default 20s).
 	ShutdownTimeout time.Duration
@@ -196,6 +201,12 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DemoMode = boolVar(get("DEMO_MODE"), "DEMO_MODE", bad)
 	if c.DemoMode && c.Live() {
 		bad("DEMO_MODE is set with live keys: demo mode is for test keys only")
+	}
+	c.MetricsAddr = get("METRICS_ADDR")
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			bad("METRICS_ADDR must be a listen address such as 127.0.0.1:9090, got %q", c.MetricsAddr)
+		}
 	}
 	c.ReconcileInterval = durationRange(get("RECONCILE_INTERVAL"), 0, 0, 24*time.Hour, "RECONCILE_INTERVAL", bad)
 	c.ReconcileWindow = durationRange(get("RECONCILE_WINDOW"), 72*time.Hour, time.Minute, 30*24*time.Hour, "RECONCILE_WINDOW", bad)

@@ -103,6 +103,7 @@ func TestLoadRejects(t *testing.T) {
 		{"empty sqlite path", map[string]string{"DATABASE_URL": "sqlite:"}, []string{"needs a file path"}},
 		{"bad api base", map[string]string{"STRIPE_API_BASE": "localhost:12111"}, []string{"STRIPE_API_BASE must be"}},
 		{"bad timeout", map[string]string{"STRIPE_TIMEOUT": "forever"}, []string{"STRIPE_TIMEOUT must be a duration"}},
+		{"bad metrics addr", map[string]string{"METRICS_ADDR": "9090"}, []string{"METRICS_ADDR must be a listen address"}},
 		{"bad reconcile interval", map[string]string{"RECONCILE_INTERVAL": "often"}, []string{"RECONCILE_INTERVAL must be a duration"}},
 		{"reconcile window too long", map[string]string{"RECONCILE_WINDOW": "1000h"}, []string{"RECONCILE_WINDOW must be a duration"}},
 		{"bad shutdown", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, []string{"SHUTDOWN_TIMEOUT must be a duration"}},

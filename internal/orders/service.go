@@ -36,17 +36,30 @@ func (RecordOnly) Fulfill(context.Context, Order) error { return nil }
 // the webhook and the success page go through it, so whichever arrives first
 // does the work and the other finds nothing left to do.
 type Service struct {
-	store     Store
-	fulfiller Fulfiller
-	log       *slog.Logger
+	store       Store
+	fulfiller   Fulfiller
+	log         *slog.Logger
+	onFulfilled func(Order)
+}
+
+// ServiceOption configures NewService.
+type ServiceOption func(*Service)
+
+// OnFulfilled has f called after each fulfilment commits (for metrics).
+func OnFulfilled(f func(Order)) ServiceOption {
+	return func(s *Service) { s.onFulfilled = f }
 }
 
 // NewService builds a Service. A nil fulfiller means RecordOnly.
-func NewService(store Store, fulfiller Fulfiller, log *slog.Logger) *Service {
+func NewService(store Store, fulfiller Fulfiller, log *slog.Logger, opts ...ServiceOption) *Service {
 	if fulfiller == nil {
 		fulfiller = RecordOnly{}
 	}
-	return &Service{store: store, fulfiller: fulfiller, log: log}
+	s := &Service{store: store, fulfiller: fulfiller, log: log, onFulfilled: func(Order) {}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // HandleEvent stores and applies a verified event, then fulfils its order if
@@ -132,6 +145,7 @@ func (s *Service) fulfilID(ctx context.Context, id string) (bool, error) {
 			slog.String("email", fulfilled.Email),
 			slog.String("session_id", fulfilled.SessionID),
 		)
+		s.onFulfilled(fulfilled)
 	}
 	return done, nil
 }

@@ -54,7 +54,7 @@ func newFaultShop(t *testing.T) *faultShop {
 	t.Helper()
 	s, path := openTest(t, WithBusyTimeout(100*time.Millisecond))
 	f := &faultShop{store: s, path: path}
-	health := orders.NewHealthStore(s)
+	health := orders.NewHealthStore(s, nil)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := orders.NewService(health, orders.FulfillerFunc(func(context.Context, orders.Order) error {
 		f.fulfilled.Add(1)

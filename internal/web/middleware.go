@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 )
 
@@ -23,6 +24,11 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
+		route := ""
+		if rctx := chi.RouteContext(r.Context()); rctx != nil {
+			route = rctx.RoutePattern()
+		}
+		s.metrics.Request(route, r.Method, status, s.now().Sub(start))
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
@@ -107,6 +113,7 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client := clientAddr(r, s.cfg.TrustedProxies)
 		if ok, retry := s.limiter.Allow(client); !ok {
+			s.metrics.RateLimited()
 			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())))
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "rate limited", slog.String("client", client), slog.String("path", r.URL.Path))
 			s.fail(w, r, http.StatusTooManyRequests, "Too many attempts. Please wait a moment and try again.", nil)

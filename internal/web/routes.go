@@ -23,6 +23,7 @@ func (s *Server) routes() http.Handler {
 	r.Get("/healthz", s.handleHealth)
 	if s.cfg.AdminPassword != "" {
 		r.With(s.adminAuth).Get("/admin/orders", s.handleAdminOrders)
+		r.With(s.adminAuth).Get("/admin/metrics", s.metrics.Handler().ServeHTTP)
 	}
 	r.Handle("/static/*", s.staticFiles())
 	return r

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/metrics"
 	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/ratelimit"
 )
@@ -37,6 +38,7 @@ type Deps struct {
 	Templates fs.FS // the templates package's FS
 	Static    fs.FS // the static package's FS
 	Now       func() time.Time
+	Metrics   *metrics.Metrics // nil records nothing
 }
 
 // Server serves the shop. Build it with NewServer.
@@ -52,6 +54,7 @@ type Server struct {
 	static   fs.FS
 	csp      string
 	limiter  *ratelimit.Limiter
+	metrics  *metrics.Metrics
 	handler  http.Handler
 }
 
@@ -94,13 +97,14 @@ func NewServer(d Deps) (*Server, error) {
 		catalog:  d.Catalog,
 		store:    d.Store,
 		orders:   d.Orders,
-		sessions: d.Sessions,
+		sessions: instrumented{next: d.Sessions, m: d.Metrics},
 		log:      d.Logger,
 		now:      d.Now,
 		pages:    p,
 		static:   d.Static,
 		csp:      contentSecurityPolicy(d.Config.CheckoutOrigins),
 		limiter:  newLimiter(d.Config.RateLimit, d.Now),
+		metrics:  d.Metrics,
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -119,4 +123,24 @@ func newLimiter(c config.RateLimit, now func() time.Time) *ratelimit.Limiter {
 		GlobalBurst:    int(math.Max(1, math.Ceil(c.GlobalPerSecond))),
 		Now:            now,
 	})
+}
+
+// instrumented times every Stripe call for the metrics.
+type instrumented struct {
+	next CheckoutSessions
+	m    *metrics.Metrics
+}
+
+func (i instrumented) New(p *stripe.CheckoutSessionParams) (*stripe.CheckoutSession, error) {
+	start := time.Now()
+	s, err := i.next.New(p)
+	i.m.Stripe("checkout_session_create", time.Since(start), err)
+	return s, err
+}
+
+func (i instrumented) Get(id string, p *stripe.CheckoutSessionParams) (*stripe.CheckoutSession, error) {
+	start := time.Now()
+	s, err := i.next.Get(id, p)
+	i.m.Stripe("checkout_session_retrieve", time.Since(start), err)
+	return s, err
 }

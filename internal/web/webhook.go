@@ -29,12 +29,14 @@ type webhookResponse struct {
 
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if len(s.cfg.WebhookSecrets) == 0 {
+		s.metrics.Webhook("", "rejected")
 		s.fail(w, r, http.StatusServiceUnavailable, "Webhooks are not configured: set STRIPE_WEBHOOK_SECRET.", errors.New("webhook received but STRIPE_WEBHOOK_SECRET is not set"))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
+		s.metrics.Webhook("", "rejected")
 		if errors.As(err, &tooBig) {
 			s.fail(w, r, http.StatusRequestEntityTooLarge, "Event too large.", err)
 			return
@@ -43,20 +45,24 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.verifySignature(body, r.Header.Get("Stripe-Signature")); err != nil {
+		s.metrics.Webhook("", "rejected")
 		s.fail(w, r, http.StatusBadRequest, "Invalid signature.", err)
 		return
 	}
 	ev, err := orders.ParseEvent(body)
 	if err != nil {
+		s.metrics.Webhook("", "rejected")
 		s.fail(w, r, http.StatusBadRequest, "Malformed event.", err)
 		return
 	}
 	res, err := s.orders.HandleEvent(r.Context(), ev)
 	if err != nil {
 		// Not stored: a 5xx makes Stripe deliver it again later.
+		s.metrics.Webhook(ev.Type, "failed")
 		s.fail(w, r, http.StatusServiceUnavailable, "Event not stored; retry later.", err)
 		return
 	}
+	s.metrics.Webhook(ev.Type, outcome(ev.Type, res))
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "webhook event",
 		slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("api_version", ev.APIVersion),
 		slog.Bool("duplicate", res.Duplicate), slog.Bool("matched", res.Matched))
@@ -78,4 +84,17 @@ func (s *Server) verifySignature(body []byte, header string) error {
 		last = err
 	}
 	return fmt.Errorf("signature rejected: %w", last)
+}
+
+// outcome names what happened to a stored event, for the metrics.
+func outcome(eventType string, res orders.ApplyResult) string {
+	switch {
+	case res.Duplicate:
+		return "duplicate"
+	case !orders.Handled(eventType):
+		return "ignored"
+	case !res.Matched:
+		return "unmatched"
+	}
+	return "applied"
 }
