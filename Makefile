@@ -58,7 +58,13 @@ clean:
 .PHONY: demo screenshots
 
 demo: tools ## the whole shop offline (stripe-mock, Checkout simulator, shop in demo mode); prints the URL
-	go run ./cmd/demo -stripe-mock $(GOBIN)/stripe-mock
+	go build -o bin/demo ./cmd/demo
+	bin/demo -stripe-mock $(GOBIN)/stripe-mock
 
 screenshots: ## refresh docs/screenshots/*.png with headless Chromium (needs stripe-mock: make stripe-mock)
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots go test ./internal/e2e -run TestHappyPath -count=1
+
+.PHONY: crash
+
+crash: ## SIGKILL the real server 100 times under webhook load: no acknowledged event lost, no order fulfilled twice
+	CRASH_ROUNDS=100 go test -count=1 -timeout 30m -v -run '^TestCrashUnderLoad$$' ./internal/crashtest

@@ -23,6 +23,10 @@ import (
 // testTimeout bounds each test, browser included.
 const testTimeout = 60 * time.Second
 
+// stepTimeout bounds one wait for an element or a page, so that a missing
+// one fails fast and says which.
+const stepTimeout = 15 * time.Second
+
 // Viewport of every page, and of the screenshots.
 const viewportWidth, viewportHeight = 1200, 900
 
@@ -199,12 +203,10 @@ func (b *browser) assertNoProblems(t testing.TB, ignore func(problem) bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, p := range b.problems {
-		if missingFavicon(p) || (ignore != nil && ignore(p)) {
+		if ignore != nil && ignore(p) {
 			continue
 		}
-		{
-			t.Errorf("browser reported %s; want no console errors, exceptions or CSP violations", p)
-		}
+		t.Errorf("browser reported %s; want no console errors, exceptions or CSP violations", p)
 	}
 }
 
@@ -218,10 +220,12 @@ func (b *browser) logPage(t testing.TB) {
 	t.Logf("browser at %s showing:\n%s", loc, text)
 }
 
-// do runs actions in the tab.
+// do runs actions in the tab, within stepTimeout.
 func (b *browser) do(t testing.TB, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(b.ctx, steps...); err != nil {
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatalf("browser: %v", err)
 	}
 }
@@ -242,7 +246,9 @@ func (b *browser) open(t testing.TB, url string) {
 // returns the status of that page's document.
 func (b *browser) clickAndLoad(t testing.TB, sel string) int64 {
 	t.Helper()
-	resp, err := chromedp.RunResponse(b.ctx, chromedp.Click(chromedp.CSS(sel)))
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel)))
 	if err != nil {
 		t.Fatalf("click %s: %v", sel, err)
 	}
@@ -262,10 +268,13 @@ func (b *browser) setValue(t testing.TB, sel, value string) {
 	b.do(t, chromedp.SetValue(chromedp.CSS(sel), value))
 }
 
-// text returns the visible text of the first element matching sel.
+// text returns the visible text of the first element matching sel, waiting
+// up to stepTimeout for it to appear.
 func (b *browser) text(t testing.TB, sel string) string {
 	t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
 	if err != nil {
 		t.Fatalf("text of %s: %v", sel, err)
 	}
@@ -319,12 +328,6 @@ func (b *browser) wantPage(t testing.TB, prefix string) string {
 		t.Fatalf("page: got %s, want a page under %s", loc, prefix)
 	}
 	return loc
-}
-
-// missingFavicon excuses the 404 of /favicon.ico: neither the shop nor the
-// simulator serves one yet, and Chrome asks for it on every page.
-func missingFavicon(p problem) bool {
-	return strings.HasSuffix(p.url, "/favicon.ico") && strings.Contains(p.text, "404")
 }
 
 // about reports whether the problem concerns host.

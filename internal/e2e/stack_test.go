@@ -79,8 +79,8 @@ func newStack(t testing.TB) *stack {
 
 	logs := &syncBuffer{}
 	t.Cleanup(func() { // registered first, so it runs after everything has stopped
-		if t.Failed() {
-			t.Logf("shop and simulator logs:\n%s", logs)
+		if s := logs.String(); t.Failed() && s != "" {
+			t.Logf("shop and simulator logs:\n%s", s)
 		}
 	})
 	log := slog.New(slog.NewTextHandler(logs, nil))

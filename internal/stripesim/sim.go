@@ -200,6 +200,7 @@ func (s *Sim) routes() http.Handler {
 	mux.HandleFunc("GET /pay/{id}", s.handlePage)
 	mux.HandleFunc("POST /pay/{id}", s.handlePay)
 	mux.HandleFunc("GET /pay-assets/sim.css", s.handleCSS)
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 
 	mux.HandleFunc("GET /sim/sessions/{id}", s.handleSimSession)
 	mux.HandleFunc("POST /sim/sessions/{id}/async_succeed", s.handleAsync(true))
