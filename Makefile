@@ -10,7 +10,7 @@ VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
 VULNDB_DIR := $(CURDIR)/.tmp/vulndb-$(VULNDB_VERSION)
 FUZZTIME := 10s
 
-.PHONY: run build test test-short lint vulncheck fuzz bench stripe-mock tools clean
+.PHONY: run build test test-short lint vulncheck fuzz bench stripe-mock postgres tools clean
 
 run: ## run the shop on :8000 with settings from .env
 	go run ./cmd/server
@@ -44,6 +44,9 @@ fuzz: ## run each fuzz target briefly (FUZZTIME=1m for longer)
 
 bench: ## Go benchmarks of the hot paths
 	go test -run '^$$' -bench . -benchmem ./...
+
+postgres: ## start a throwaway PostgreSQL 15 on :55432 and print its URL (export SHOP_TEST_POSTGRES_URL=$$(make -s postgres))
+	@bash .ci/postgres.sh
 
 tools: ## install stripe-mock, pinned
 	go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)

@@ -24,7 +24,9 @@ listening() { (exec 4<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; }
 done_url() { echo "$url" >&3; exit 0; }
 
 # Two runs at once (two CI steps, say) take turns. The lock is released when
-# this script exits; every command that may outlive it closes fd 9.
+# this script exits. Commands that may leave a process running (the server, a
+# package's post-install script) get fds 3 and 9 closed, or the caller's $(...)
+# would wait for the server to exit and the lock would outlive the script.
 exec 9>"${TMPDIR:-/tmp}/shop-postgres-${port}.lock"
 flock 9
 
@@ -40,7 +42,7 @@ if [[ ! -x "${bin}/initdb" ]]; then
   fi
   log "installing postgresql-15"
   apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15 9>&-
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15 3>&- 9>&-
 fi
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/shop-postgres.XXXXXX")"
@@ -58,7 +60,7 @@ log "creating a cluster in ${dir}/data"
 
 log "starting it on 127.0.0.1:${port} (log: ${dir}/server.log)"
 opts="-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=on -c synchronous_commit=on -c max_connections=200"
-if ! "${as_owner[@]}" "${bin}/pg_ctl" -D "${dir}/data" -l "${dir}/server.log" -o "$opts" -w -t 60 start 9>&-; then
+if ! "${as_owner[@]}" "${bin}/pg_ctl" -D "${dir}/data" -l "${dir}/server.log" -o "$opts" -w -t 60 start 3>&- 9>&-; then
   cat "${dir}/server.log" || true
   exit 1
 fi

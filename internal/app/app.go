@@ -17,6 +17,7 @@ import (
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/metrics"
 	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/postgres"
 	"github.com/shopcheckout/shop/internal/reconcile"
 	"github.com/shopcheckout/shop/internal/sqlite"
 	"github.com/shopcheckout/shop/internal/stripeapi"
@@ -109,8 +110,14 @@ func OpenStore(ctx context.Context, db config.Database) (orders.Store, error) {
 			return nil, fmt.Errorf("open sqlite store: %w", err)
 		}
 		return st, nil
+	case "postgres":
+		st, err := postgres.Open(ctx, db.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres store: %w", err)
+		}
+		return st, nil
 	}
-	return nil, fmt.Errorf("DATABASE_URL: the %s store is not available in this build", db.Driver)
+	return nil, fmt.Errorf("DATABASE_URL: unknown store %q", db.Driver)
 }
 
 // Reconcile applies the checkout.session.* events of the last window that
