@@ -6,11 +6,13 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/shopcheckout/shop/internal/catalog"
@@ -35,7 +37,11 @@ type App struct {
 	// Events is Stripe's Events API, for reconciliation.
 	Events  reconcile.Events
 	Metrics *metrics.Metrics
-	log     *slog.Logger
+	// leaser, when the store is shared by several instances, makes the
+	// periodic reconciliation run on one of them at a time.
+	leaser orders.Leaser
+	holder string
+	log    *slog.Logger
 }
 
 // Options changes how New builds the shop; the zero value is production.
@@ -95,7 +101,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if cfg.StripeAPIBase != "" {
 		log.Info("using a Stripe API override", "api_base", cfg.StripeAPIBase)
 	}
-	return &App{Config: cfg, Store: store, Orders: svc, Handler: srv, Events: sc.Events, Metrics: m, log: log}, nil
+	a := &App{Config: cfg, Store: store, Orders: svc, Handler: srv, Events: sc.Events, Metrics: m, holder: instanceID(), log: log}
+	a.leaser, _ = raw.(orders.Leaser)
+	return a, nil
 }
 
 // Close closes the store.
@@ -135,11 +143,37 @@ func (a *App) reconcileEvery(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := a.Reconcile(ctx, a.Config.ReconcileWindow); err != nil && ctx.Err() == nil {
+			if err := a.reconcileOnce(ctx, every); err != nil && ctx.Err() == nil {
 				a.log.Error("periodic reconciliation failed; next try at the next tick", "error", err)
 			}
 		}
 	}
+}
+
+// reconcileOnce runs one periodic reconciliation, unless another instance
+// holds the lease. The lease lasts one interval, so if its holder dies
+// another instance takes over within two ticks.
+func (a *App) reconcileOnce(ctx context.Context, every time.Duration) error {
+	if a.leaser != nil {
+		ok, err := a.leaser.TryLease(ctx, "reconcile", a.holder, every)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			a.log.Debug("reconciliation skipped: another instance holds the lease")
+			return nil
+		}
+	}
+	_, err := a.Reconcile(ctx, a.Config.ReconcileWindow)
+	return err
+}
+
+// instanceID names this process among the shop's instances.
+func instanceID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%x", host, os.Getpid(), b)
 }
 
 // Serve listens on the configured port, prints the address to stdout, and
@@ -157,20 +191,10 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 // grace period, and returns; the caller then closes the store.
 func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writer) error {
 	hs := NewHTTPServer(a.Handler, a.Config, a.log)
-	port := ln.Addr().(*net.TCPAddr).Port
-	fmt.Fprintf(stdout, "shop listening on http://localhost:%d (BASE_URL %s)\n", port, a.Config.BaseURL)
-	a.log.Info("listening", "addr", ln.Addr().String())
-
-	jobs, stopJobs := context.WithCancel(context.Background())
-	defer stopJobs()
-	if every := a.Config.ReconcileInterval; every > 0 {
-		go a.reconcileEvery(jobs, every)
-	}
-
+	defer hs.Close() // on every early return; a no-op after Shutdown
 	errc := make(chan error, 2)
-	go func() { errc <- hs.Serve(ln) }()
 	if addr := a.Config.MetricsAddr; addr != "" {
-		mln, err := net.Listen("tcp", addr)
+		mln, err := net.Listen("tcp", addr) // before announcing anything
 		if err != nil {
 			return fmt.Errorf("metrics listen: %w", err)
 		}
@@ -179,6 +203,18 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writ
 		go func() { errc <- ms.Serve(mln) }()
 		a.log.Info("metrics listening", "addr", mln.Addr().String())
 	}
+
+	port := ln.Addr().(*net.TCPAddr).Port
+	fmt.Fprintf(stdout, "shop listening on http://localhost:%d (BASE_URL %s)\n", port, a.Config.BaseURL)
+	a.log.Info("listening", "addr", ln.Addr().String())
+	go func() { errc <- hs.Serve(ln) }()
+
+	jobs, stopJobs := context.WithCancel(context.Background())
+	defer stopJobs()
+	if every := a.Config.ReconcileInterval; every > 0 {
+		go a.reconcileEvery(jobs, every)
+	}
+
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -190,7 +226,6 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writ
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
 		return fmt.Errorf("shutdown: requests still running after %v: %w", grace, err)
 	}
 	a.log.Info("stopped")

@@ -285,3 +285,12 @@ type Store interface {
 	// Close releases the store.
 	Close() error
 }
+
+// Leaser is implemented by stores that several shop instances share, so that
+// a periodic job (reconciliation) runs on one instance at a time. A store
+// without it serves one instance, which always runs its jobs.
+type Leaser interface {
+	// TryLease takes the named lease for holder for ttl if it is free,
+	// expired or already holder's, and reports whether holder has it.
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+}
