@@ -190,8 +190,9 @@ func (a *App) Serve(ctx context.Context, stdout io.Writer) error {
 // stops accepting, lets requests in flight finish within the configured
 // grace period, and returns; the caller then closes the store.
 func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writer) error {
+	defer ln.Close() // on every early return; harmless after Serve closed it
 	hs := NewHTTPServer(a.Handler, a.Config, a.log)
-	defer hs.Close() // on every early return; a no-op after Shutdown
+	defer hs.Close() // likewise; a no-op after Shutdown
 	errc := make(chan error, 2)
 	if addr := a.Config.MetricsAddr; addr != "" {
 		mln, err := net.Listen("tcp", addr) // before announcing anything

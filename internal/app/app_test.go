@@ -2,15 +2,23 @@ package app
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/event"
+	"github.com/stripe/stripe-go/v76/form"
+
 	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/sqlite"
 )
 
 func serveTest(t *testing.T, tweak func(*http.Server)) string {
@@ -72,5 +80,65 @@ func TestHeaderSizeCap(t *testing.T) {
 	}
 	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("status: got %d, want 431", res.StatusCode)
+	}
+}
+
+type fakeLeaser struct{ grant bool }
+
+func (f fakeLeaser) TryLease(context.Context, string, string, time.Duration) (bool, error) {
+	return f.grant, nil
+}
+
+// countingEvents fails the test's reconciliation on purpose and counts calls.
+type countingEvents struct{ calls int }
+
+func (c *countingEvents) List(p *stripe.EventListParams) *event.Iter {
+	c.calls++
+	return &event.Iter{Iter: stripe.GetIter(p, func(*stripe.Params, *form.Values) ([]interface{}, stripe.ListContainer, error) {
+		return nil, &stripe.EventList{}, nil
+	})}
+}
+
+func TestReconcileRunsOnlyWithTheLease(t *testing.T) {
+	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "shop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, grant := range []bool{false, true} {
+		ev := &countingEvents{}
+		a := &App{Config: config.Config{ReconcileWindow: time.Hour}, Events: ev, Orders: orders.NewService(store, nil, log),
+			leaser: fakeLeaser{grant: grant}, holder: "me", log: log}
+		if err := a.reconcileOnce(t.Context(), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{false: 0, true: 1}[grant]; ev.calls != want {
+			t.Errorf("lease granted=%v: Events API calls %d, want %d", grant, ev.calls, want)
+		}
+	}
+}
+
+func TestMetricsAddrTakenFailsBeforeServing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a := &App{Config: config.Config{MetricsAddr: taken.Addr().String(), ShutdownTimeout: time.Second}, Handler: http.NotFoundHandler(), log: log}
+	var out strings.Builder
+	if err := a.ServeListener(t.Context(), ln, &out); err == nil || !strings.Contains(err.Error(), "metrics listen") {
+		t.Fatalf("got %v, want a metrics listen error", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("announced %q before failing", out.String())
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Error("the shop port still accepts connections after the failure")
 	}
 }
