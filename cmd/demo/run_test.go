@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -11,9 +10,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopcheckout/shop/internal/testenv"
 )
 
 // requireStripeMockBinary returns the stripe-mock binary, skipping the test
@@ -38,7 +38,7 @@ func TestRunServesTheDemoAndStops(t *testing.T) {
 	bin := requireStripeMockBinary(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
 	args := []string{"-port", "0", "-sim-port", "0", "-mock-port", "0", "-stripe-mock", bin, "-db", filepath.Join(t.TempDir(), "demo.db")}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, func(string) string { return "" }, stdout, stderr) }()
@@ -115,7 +115,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 
 // waitFor waits until out contains want, and returns out. It fails the test
 // if run ends first or 30s pass.
-func waitFor(t testing.TB, out *syncBuffer, want string, done <-chan error) string {
+func waitFor(t testing.TB, out *testenv.SyncBuffer, want string, done <-chan error) string {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
@@ -178,22 +178,4 @@ func postForm(t testing.TB, c *http.Client, url string, form url.Values) string 
 		t.Fatalf("POST %s: got %s, want 303 See Other", url, resp.Status)
 	}
 	return resp.Header.Get("Location")
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -5,16 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopcheckout/shop/internal/testenv"
 )
 
 const (
@@ -22,52 +22,11 @@ const (
 	testPublishableKey = "pk_test_runTestPublishable123"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// stripeMockURL returns stripe-mock's address, skipping the test when it is
-// not running locally and failing it in CI, where .ci/run starts it.
-func stripeMockURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("STRIPE_MOCK_URL")
-	if base == "" {
-		base = "http://localhost:12111"
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("STRIPE_MOCK_URL: %v", err)
-	}
-	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		msg := "stripe-mock is not running at " + base + " (start it with `make stripe-mock`)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + ": it is required in CI")
-		}
-		t.Skip(msg)
-	}
-	conn.Close()
-	return base
-}
-
 // startServer runs the real server in the background and returns its URL.
-func startServer(t *testing.T, env map[string]string) (string, *syncBuffer) {
+func startServer(t *testing.T, env map[string]string) (string, *testenv.SyncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-env-file", filepath.Join(t.TempDir(), "absent.env")}, func(k string) string { return env[k] }, stdout, stderr)
@@ -103,7 +62,7 @@ func startServer(t *testing.T, env map[string]string) (string, *syncBuffer) {
 }
 
 func TestRunAgainstStripeMock(t *testing.T) {
-	mock := stripeMockURL(t)
+	mock := testenv.StripeMock(t)
 	base, logs := startServer(t, map[string]string{
 		"STRIPE_SECRET_KEY":      testSecretKey,
 		"STRIPE_PUBLISHABLE_KEY": testPublishableKey,
@@ -201,7 +160,7 @@ func TestEnvFile(t *testing.T) {
 }
 
 func TestReconcileCommand(t *testing.T) {
-	mock := stripeMockURL(t)
+	mock := testenv.StripeMock(t)
 	env := map[string]string{
 		"STRIPE_SECRET_KEY": testSecretKey, "STRIPE_PUBLISHABLE_KEY": testPublishableKey, "STRIPE_API_BASE": mock,
 		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "shop.db"),

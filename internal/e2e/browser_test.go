@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/shopcheckout/shop/internal/testenv"
 )
 
 // testTimeout bounds each test, browser included.
@@ -40,7 +41,7 @@ func chromiumPath(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("CHROMIUM"); p != "" {
 		if _, err := exec.LookPath(p); err != nil {
-			unavailable(t, "CHROMIUM=%q is not an executable: %v", p, err)
+			testenv.Unavailable(t, "CHROMIUM=%q is not an executable: %v", p, err)
 		}
 		return p
 	}
@@ -49,7 +50,7 @@ func chromiumPath(t testing.TB) string {
 			return p
 		}
 	}
-	unavailable(t, "Chromium not found: install it (apt-get install chromium) or set CHROMIUM to its path")
+	testenv.Unavailable(t, "Chromium not found: install it (apt-get install chromium) or set CHROMIUM to its path")
 	return ""
 }
 

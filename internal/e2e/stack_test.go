@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -12,9 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,42 +20,8 @@ import (
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/stripesim"
+	"github.com/shopcheckout/shop/internal/testenv"
 )
-
-// unavailable skips the test when a service it needs is missing, and fails
-// it in CI, where .ci/run provides every service.
-func unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg + " (required in CI)")
-	}
-	t.Skip(msg)
-}
-
-// requireStripeMock returns the URL of a running stripe-mock.
-func requireStripeMock(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("STRIPE_MOCK_URL")
-	if base == "" {
-		base = "http://localhost:12111"
-	}
-	req, err := http.NewRequest(http.MethodGet, base+"/v1/customers", nil)
-	if err != nil {
-		t.Fatalf("STRIPE_MOCK_URL=%q: %v", base, err)
-	}
-	req.Header.Set("Authorization", "Bearer sk_test_e2e")
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
-	if err == nil {
-		resp.Body.Close()
-		if resp.Header.Get("Stripe-Mock-Version") != "" {
-			return base
-		}
-		err = fmt.Errorf("answered %s without a Stripe-Mock-Version header", resp.Status)
-	}
-	unavailable(t, "stripe-mock is not reachable at %s (%v); start it with `make stripe-mock` or set STRIPE_MOCK_URL", base, err)
-	return ""
-}
 
 // stack is one shop and one Checkout simulator, wired to each other, serving
 // on 127.0.0.1.
@@ -75,9 +38,9 @@ type stack struct {
 // failed.
 func newStack(t testing.TB) *stack {
 	t.Helper()
-	mockURL := requireStripeMock(t)
+	mockURL := testenv.StripeMock(t)
 
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	t.Cleanup(func() { // registered first, so it runs after everything has stopped
 		if s := logs.String(); t.Failed() && s != "" {
 			t.Logf("shop and simulator logs:\n%s", s)
@@ -311,22 +274,4 @@ func getJSON(url string, v any) error {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.buf.String())
 }

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +25,7 @@ import (
 	"github.com/shopcheckout/shop/internal/app"
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/testenv"
 )
 
 const instancesSecret = "whsec_instances"
@@ -63,13 +63,7 @@ func (f *fakeStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // path, dropped when the test ends.
 func freshSchema(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("SHOP_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("SHOP_TEST_POSTGRES_URL is not set: CI must start PostgreSQL (.ci/postgres.sh)")
-		}
-		t.Skip("PostgreSQL tests need SHOP_TEST_POSTGRES_URL (make postgres prints one)")
-	}
+	base := testenv.Postgres(t)
 	var b [6]byte
 	rand.Read(b[:])
 	name := "shop_i_" + hex.EncodeToString(b[:])

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/storetest"
+	"github.com/shopcheckout/shop/internal/testenv"
 )
 
 // adminURL returns the URL of the server's test database, from which each
@@ -27,14 +27,7 @@ import (
 // .ci/run starts PostgreSQL, it fails instead.
 func adminURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("SHOP_TEST_POSTGRES_URL")
-	if u == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("SHOP_TEST_POSTGRES_URL is empty in CI: export SHOP_TEST_POSTGRES_URL=$(bash .ci/postgres.sh)")
-		}
-		t.Skip("PostgreSQL tests need SHOP_TEST_POSTGRES_URL (make postgres prints one)")
-	}
-	return u
+	return testenv.Postgres(t)
 }
 
 // newSchema returns the URL of an empty schema for one test, dropped when the

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,25 +22,8 @@ import (
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/stripesim"
+	"github.com/shopcheckout/shop/internal/testenv"
 )
-
-func stripeMock(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("STRIPE_MOCK_URL")
-	if base == "" {
-		base = "http://localhost:12111"
-	}
-	u, _ := url.Parse(base)
-	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("stripe-mock is required in CI and is not running at %s", base)
-		}
-		t.Skipf("stripe-mock is not running at %s (make stripe-mock)", base)
-	}
-	conn.Close()
-	return base
-}
 
 type stack struct {
 	shop      *app.App
@@ -54,7 +36,7 @@ type stack struct {
 // every event reaches the shop only through reconciliation.
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	mock := stripeMock(t)
+	mock := testenv.StripeMock(t)
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,50 +4,20 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/shopcheckout/shop/internal/testenv"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 )
 
-// requireStripeMock returns the URL of a running stripe-mock
-// (STRIPE_MOCK_URL, default http://localhost:12111). It skips the test if
-// there is none, but fails it in CI, where stripe-mock must run.
-func requireStripeMock(t testing.TB) string {
-	t.Helper()
-	mockURL := os.Getenv("STRIPE_MOCK_URL")
-	if mockURL == "" {
-		mockURL = "http://localhost:12111"
-	}
-	req, err := http.NewRequest(http.MethodGet, mockURL+"/v1/customers", nil)
-	if err != nil {
-		t.Fatalf("STRIPE_MOCK_URL=%q: %v", mockURL, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+testKey)
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
-	if err == nil {
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK && resp.Header.Get("Stripe-Mock-Version") != "" {
-			return mockURL
-		}
-		err = errors.New("answered " + resp.Status + " without a Stripe-Mock-Version header")
-	}
-	msg := "stripe-mock is not reachable at " + mockURL + " (" + err.Error() + "); start it with `stripe-mock -http-port 12111 -https-port 12112` or set STRIPE_MOCK_URL"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // TestStripeGoAgainstStripeMock drives the simulator with stripe-go in
 // front of a real stripe-mock, proving that stripe-go parses its answers.
 func TestStripeGoAgainstStripeMock(t *testing.T) {
-	h := newHarness(t, options{mockURL: requireStripeMock(t)})
+	h := newHarness(t, options{mockURL: testenv.StripeMock(t)})
 	sc := client.New(testKey, &stripe.Backends{
 		API: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
 			URL:               stripe.String(h.url),

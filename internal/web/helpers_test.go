@@ -23,6 +23,7 @@ import (
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/sqlite"
+	"github.com/shopcheckout/shop/internal/testenv"
 	"github.com/shopcheckout/shop/static"
 	"github.com/shopcheckout/shop/templates"
 )
@@ -144,29 +145,11 @@ func (f *fakeSessions) lastParams(t testing.TB) *stripe.CheckoutSessionParams {
 	return f.created[len(f.created)-1]
 }
 
-// syncBuffer is a log sink tests can read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testServer struct {
 	*Server
 	fake  *fakeSessions
 	store *sqlite.Store
-	logs  *syncBuffer
+	logs  *testenv.SyncBuffer
 }
 
 type testOption func(*config.Config)
@@ -205,7 +188,7 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { store.Close() })
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake := newFakeSessions()
 	cat, err := catalog.New([]catalog.Product{
