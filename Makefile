@@ -42,8 +42,9 @@ fuzz: ## run each fuzz target briefly (FUZZTIME=1m for longer)
 	go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./internal/web
 	go test -run '^$$' -fuzz '^FuzzCheckoutCreate$$' -fuzztime $(FUZZTIME) ./internal/web
 
-bench: ## Go benchmarks of the hot paths
-	go test -run '^$$' -bench . -benchmem ./...
+bench: tools ## hot-path Go benchmarks, then the shop against a reference server side by side (~3 min)
+	go test -run '^$$' -bench . -benchmem -benchtime 300ms ./internal/orders ./internal/sqlite ./internal/web
+	go run ./cmd/bench
 
 postgres: ## start a throwaway PostgreSQL 15 on :55432 and print its URL (export SHOP_TEST_POSTGRES_URL=$$(make -s postgres))
 	@bash .ci/postgres.sh

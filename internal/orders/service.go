@@ -79,8 +79,7 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) (ApplyResult, error
 			slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("session_id", ev.Session.ID))
 	case res.Matched:
 		s.logChange(ctx, res.Previous, res.Order, slog.String("event_id", ev.ID), slog.String("type", ev.Type))
-		s.fulfil(ctx, res.Order)
-		res.Order = s.reload(ctx, res.Order)
+		s.fulfil(ctx, res.Order) // res.Order stays as the event left it: the webhook needs no more
 	}
 	return res, nil
 }

@@ -20,6 +20,27 @@ const (
 const orderColumns = `id, status, items, amount_total, currency, session_id, email, review,
 	created_at, updated_at, paid_at, fulfilled_at`
 
+// The statements of the hot paths, prepared once by Open (see statements).
+const (
+	qInsertOrder = `INSERT INTO orders (` + orderColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	qBindSession = `UPDATE orders SET session_id = ?, updated_at = ? WHERE id = ? AND session_id IS NULL`
+	qOrderByID   = `SELECT ` + orderColumns + ` FROM orders WHERE id = ?`
+	qOrderBySess = `SELECT ` + orderColumns + ` FROM orders WHERE session_id = ?`
+	qInsertEvent = `INSERT INTO events (id, type, api_version, session_id, order_id, outcome, created_at, received_at, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	qApply = `UPDATE orders SET status = ?, email = ?, review = ?, updated_at = ?, paid_at = ?
+		WHERE id = ? AND status = ?`
+	qFulfil = `UPDATE orders SET fulfilled_at = ?
+		WHERE id = ? AND fulfilled_at IS NULL AND status = 'paid' RETURNING ` + orderColumns
+)
+
+var (
+	writeQueries = []string{qInsertOrder, qBindSession, qOrderByID, qOrderBySess, qInsertEvent, qApply, qFulfil,
+		qSavepoint, qRelease, qRollbackTo}
+	readQueries = []string{qOrderByID, qOrderBySess}
+)
+
 // querier is what reads need from a pool or a transaction.
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
@@ -44,17 +65,20 @@ func (s *Store) CreateOrder(ctx context.Context, o orders.Order) error {
 	if o.UpdatedAt.IsZero() {
 		o.UpdatedAt = o.CreatedAt
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		o.ID, o.Status, string(items), o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
-		o.CreatedAt.UnixMicro(), o.UpdatedAt.UnixMicro(), nullTime(o.PaidAt), nullTime(o.FulfilledAt))
+	err = s.write(ctx, func(ctx context.Context, tx conn) error {
+		res, err := tx.ExecContext(ctx, qInsertOrder,
+			o.ID, o.Status, string(items), o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
+			o.CreatedAt.UnixMicro(), o.UpdatedAt.UnixMicro(), nullTime(o.PaidAt), nullTime(o.FulfilledAt))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		return orders.ErrDuplicate
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create order %s: %w", o.ID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: create order %s: %w", o.ID, err)
-	} else if n == 0 {
-		return fmt.Errorf("sqlite: create order %s: %w", o.ID, orders.ErrDuplicate)
 	}
 	return nil
 }
@@ -65,9 +89,8 @@ func (s *Store) SetSession(ctx context.Context, orderID, sessionID string) error
 	if sessionID == "" {
 		return fmt.Errorf("sqlite: set session of order %s: empty session id", orderID)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE orders SET session_id = ?, updated_at = ?
-			WHERE id = ? AND session_id IS NULL`, sessionID, s.clock().UnixMicro(), orderID)
+	err := s.write(ctx, func(ctx context.Context, tx conn) error {
+		res, err := tx.ExecContext(ctx, qBindSession, sessionID, s.clock().UnixMicro(), orderID)
 		if err != nil {
 			return err
 		}
@@ -75,7 +98,7 @@ func (s *Store) SetSession(ctx context.Context, orderID, sessionID string) error
 		if err != nil || n == 1 {
 			return err // n == 1: the session is recorded
 		}
-		o, err := getOrder(ctx, tx, "id = ?", orderID)
+		o, err := getOrder(ctx, tx, qOrderByID, orderID)
 		if err != nil {
 			return err
 		}
@@ -92,7 +115,7 @@ func (s *Store) SetSession(ctx context.Context, orderID, sessionID string) error
 
 // Order returns one order, or an error wrapping orders.ErrNotFound.
 func (s *Store) Order(ctx context.Context, id string) (orders.Order, error) {
-	o, err := getOrder(ctx, s.r, "id = ?", id)
+	o, err := getOrder(ctx, s.reads, qOrderByID, id)
 	if err != nil {
 		return orders.Order{}, fmt.Errorf("sqlite: order %s: %w", id, err)
 	}
@@ -102,7 +125,7 @@ func (s *Store) Order(ctx context.Context, id string) (orders.Order, error) {
 // OrderBySession returns the order of a Checkout Session, or an error wrapping
 // orders.ErrNotFound.
 func (s *Store) OrderBySession(ctx context.Context, sessionID string) (orders.Order, error) {
-	o, err := getOrder(ctx, s.r, "session_id = ?", sessionID)
+	o, err := getOrder(ctx, s.reads, qOrderBySess, sessionID)
 	if err != nil {
 		return orders.Order{}, fmt.Errorf("sqlite: order of session %s: %w", sessionID, err)
 	}
@@ -151,49 +174,48 @@ func (s *Store) ApplyEvent(ctx context.Context, ev orders.Event) (orders.ApplyRe
 		return orders.ApplyResult{}, errors.New("sqlite: apply event: empty id")
 	}
 	var res orders.ApplyResult
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		payload := ev.Payload
-		if payload == nil {
-			payload = []byte{}
-		}
-		ins, err := tx.ExecContext(ctx, `INSERT INTO events
-			(id, type, api_version, session_id, outcome, created_at, received_at, payload)
-			VALUES (?, ?, ?, ?, 'unmatched', ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			ev.ID, ev.Type, ev.APIVersion, ev.Session.ID, ev.Created.UnixMicro(), s.clock().UnixMicro(), payload)
+	err := s.write(ctx, func(ctx context.Context, tx conn) error {
+		o, ok, err := s.findOrder(ctx, tx, ev.Session)
 		if err != nil {
 			return err
 		}
-		n, err := ins.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			res.Duplicate = true
-			return nil
-		}
-
-		// Only an event the shop acts on may bind a session to an order.
 		handled := orders.Handled(ev.Type)
-		o, ok, err := s.findOrder(ctx, tx, ev.Session, handled)
-		if err != nil {
-			return err
-		}
 		outcome := "ignored"
 		switch {
 		case ok && handled:
 			outcome = "applied"
-			res.Matched, res.Previous = true, o.Status
-			if res.Order, err = s.apply(ctx, tx, o, ev.Type, ev.Session); err != nil {
-				return err
-			}
-		case ok:
-			res.Matched, res.Previous, res.Order = true, o.Status, o
 		case handled:
 			outcome = "unmatched"
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE events SET outcome = ?, order_id = ? WHERE id = ?`,
-			outcome, nullString(o.ID), ev.ID)
-		return err
+		// The event is stored with its outcome in one insert (an UPDATE
+		// afterwards would write its payload twice); a known id inserts
+		// nothing, and then nothing else is done.
+		payload := ev.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		ins, err := tx.ExecContext(ctx, qInsertEvent, ev.ID, ev.Type, ev.APIVersion, ev.Session.ID, nullString(o.ID), outcome,
+			ev.Created.UnixMicro(), s.clock().UnixMicro(), payload)
+		if err != nil {
+			return err
+		}
+		if n, err := ins.RowsAffected(); err != nil || n == 0 {
+			res.Duplicate = err == nil
+			return err
+		}
+		switch {
+		case ok && handled:
+			// Only an event the shop acts on may bind a session to an order.
+			if err := s.bindSession(ctx, tx, &o, ev.Session); err != nil {
+				return err
+			}
+			res.Matched, res.Previous = true, o.Status
+			res.Order, err = s.apply(ctx, tx, o, ev.Type, ev.Session)
+			return err
+		case ok:
+			res.Matched, res.Previous, res.Order = true, o.Status, o
+		}
+		return nil
 	})
 	if err != nil {
 		return orders.ApplyResult{}, fmt.Errorf("sqlite: apply event %s: %w", ev.ID, err)
@@ -205,13 +227,16 @@ func (s *Store) ApplyEvent(ctx context.Context, ev orders.Event) (orders.ApplyRe
 // returns the order afterwards, or an error wrapping orders.ErrNotFound.
 func (s *Store) Reconcile(ctx context.Context, sess orders.Session) (orders.Order, error) {
 	var o orders.Order
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		found, ok, err := s.findOrder(ctx, tx, sess, true)
+	err := s.write(ctx, func(ctx context.Context, tx conn) error {
+		found, ok, err := s.findOrder(ctx, tx, sess)
 		switch {
 		case err != nil:
 			return err
 		case !ok:
 			return orders.ErrNotFound
+		}
+		if err := s.bindSession(ctx, tx, &found, sess); err != nil {
+			return err
 		}
 		o, err = s.apply(ctx, tx, found, "", sess)
 		return err
@@ -223,30 +248,27 @@ func (s *Store) Reconcile(ctx context.Context, sess orders.Session) (orders.Orde
 }
 
 // Fulfil calls fn for a paid, unfulfilled order inside the write transaction
-// that then records fulfilled_at. Because that transaction holds the database's
-// write lock, concurrent calls run one after another and only the first finds
-// the order unfulfilled. fn runs while every other write waits, so it should be
-// quick.
+// that then records fulfilled_at. Writes run one after another on the single
+// writer connection, each re-reading the order (in a batch too, where it sees
+// the writes before it), so only the first of concurrent calls finds the order
+// unfulfilled. fn runs on the writer goroutine while the whole batch, and every
+// write behind it, waits: it should be quick.
 func (s *Store) Fulfil(ctx context.Context, orderID string, fn func(context.Context, orders.Order) error) (bool, error) {
 	called := false
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		o, err := getOrder(ctx, tx, "id = ?", orderID)
+	err := s.write(ctx, func(wctx context.Context, tx conn) error {
+		// Record first, then call fn: if fn fails, the write's savepoint
+		// takes the record back. One statement finds and claims the order.
+		o, err := scanOrder(tx.QueryRowContext(wctx, qFulfil, s.clock().UnixMicro(), orderID))
+		if errors.Is(err, sql.ErrNoRows) {
+			// Not paid, fulfilled already, or no such order.
+			_, err = getOrder(wctx, tx, qOrderByID, orderID)
+			return err
+		}
 		if err != nil {
 			return err
 		}
-		if o.Status != orders.StatusPaid || o.FulfilledAt != nil {
-			return nil // not ready, or done already
-		}
-		called = true
-		if err := fn(ctx, o); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE orders SET fulfilled_at = ?
-			WHERE id = ? AND fulfilled_at IS NULL AND status = 'paid'`, s.clock().UnixMicro(), orderID)
-		if err != nil {
-			return err
-		}
-		return oneRow(res)
+		called, o.FulfilledAt = true, nil // fn sees the order as it was
+		return fn(ctx, o)                 // the caller's ctx: fn may heed it
 	})
 	if err != nil {
 		return false, fmt.Errorf("sqlite: fulfil order %s: %w", orderID, err)
@@ -279,11 +301,10 @@ func (s *Store) Unfulfilled(ctx context.Context) ([]string, error) {
 
 // findOrder finds the order a Checkout Session belongs to: the one that
 // recorded the session, or else the one the session names (client_reference_id)
-// if that order has no other session. With bind, a session matched by order id
-// is recorded on the order.
-func (s *Store) findOrder(ctx context.Context, tx *sql.Tx, sess orders.Session, bind bool) (orders.Order, bool, error) {
+// if that order has no other session.
+func (s *Store) findOrder(ctx context.Context, tx querier, sess orders.Session) (orders.Order, bool, error) {
 	if sess.ID != "" {
-		o, err := getOrder(ctx, tx, "session_id = ?", sess.ID)
+		o, err := getOrder(ctx, tx, qOrderBySess, sess.ID)
 		if !errors.Is(err, orders.ErrNotFound) {
 			return o, err == nil, err
 		}
@@ -291,7 +312,7 @@ func (s *Store) findOrder(ctx context.Context, tx *sql.Tx, sess orders.Session, 
 	if sess.OrderID == "" {
 		return orders.Order{}, false, nil
 	}
-	o, err := getOrder(ctx, tx, "id = ?", sess.OrderID)
+	o, err := getOrder(ctx, tx, qOrderByID, sess.OrderID)
 	switch {
 	case errors.Is(err, orders.ErrNotFound):
 		return orders.Order{}, false, nil
@@ -300,25 +321,31 @@ func (s *Store) findOrder(ctx context.Context, tx *sql.Tx, sess orders.Session, 
 	case o.SessionID != "" && o.SessionID != sess.ID:
 		return orders.Order{}, false, nil // the order belongs to another session
 	}
-	if bind && o.SessionID == "" && sess.ID != "" {
-		now := s.clock()
-		res, err := tx.ExecContext(ctx, `UPDATE orders SET session_id = ?, updated_at = ?
-			WHERE id = ? AND session_id IS NULL`, sess.ID, now.UnixMicro(), o.ID)
-		if err != nil {
-			return orders.Order{}, false, err
-		}
-		if err := oneRow(res); err != nil {
-			return orders.Order{}, false, err
-		}
-		o.SessionID, o.UpdatedAt = sess.ID, now
-	}
 	return o, true, nil
+}
+
+// bindSession records on an order found by its id (see findOrder) the
+// session that named it.
+func (s *Store) bindSession(ctx context.Context, tx conn, o *orders.Order, sess orders.Session) error {
+	if o.SessionID != "" || sess.ID == "" {
+		return nil
+	}
+	now := s.clock()
+	res, err := tx.ExecContext(ctx, qBindSession, sess.ID, now.UnixMicro(), o.ID)
+	if err != nil {
+		return err
+	}
+	if err := oneRow(res); err != nil {
+		return err
+	}
+	o.SessionID, o.UpdatedAt = sess.ID, now
+	return nil
 }
 
 // apply runs the state machine on o for an observation of its session and
 // saves the change, if any. The update is conditional on the status read in
 // this transaction.
-func (s *Store) apply(ctx context.Context, tx *sql.Tx, o orders.Order, eventType string, sess orders.Session) (orders.Order, error) {
+func (s *Store) apply(ctx context.Context, tx conn, o orders.Order, eventType string, sess orders.Session) (orders.Order, error) {
 	c := orders.Next(o, eventType, sess)
 	if !c.Changed {
 		return o, nil
@@ -328,8 +355,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, o orders.Order, eventType
 	if c.Status == orders.StatusPaid && paidAt == nil {
 		paidAt = &now
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, email = ?, review = ?, updated_at = ?, paid_at = ?
-		WHERE id = ? AND status = ?`,
+	res, err := tx.ExecContext(ctx, qApply,
 		c.Status, c.Email, c.Review, now.UnixMicro(), nullTime(paidAt), o.ID, o.Status)
 	if err != nil {
 		return orders.Order{}, err
@@ -341,10 +367,10 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, o orders.Order, eventType
 	return o, nil
 }
 
-// getOrder returns the order matching where, or an error wrapping
-// orders.ErrNotFound.
-func getOrder(ctx context.Context, q querier, where string, args ...any) (orders.Order, error) {
-	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...))
+// getOrder returns the order query (qOrderByID or qOrderBySess) finds, or an
+// error wrapping orders.ErrNotFound.
+func getOrder(ctx context.Context, q querier, query string, arg string) (orders.Order, error) {
+	o, err := scanOrder(q.QueryRowContext(ctx, query, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return orders.Order{}, orders.ErrNotFound
 	}

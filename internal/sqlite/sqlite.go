@@ -4,7 +4,9 @@
 // A Store holds two pools on the same file: a writer with a single connection,
 // whose transactions begin IMMEDIATE so every write is serialized and never
 // upgrades a read lock halfway, and a small read-only pool for queries, which
-// WAL mode lets run alongside the writer.
+// WAL mode lets run alongside the writer. Writes are group-committed: those
+// that arrive together share one transaction and one sync of the disk (see
+// batch.go).
 package sqlite
 
 import (
@@ -21,6 +23,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopcheckout/shop/internal/orders"
@@ -35,9 +39,20 @@ var migrations embed.FS
 // Store is an orders.Store backed by a SQLite file. It is safe for concurrent
 // use; build it with Open.
 type Store struct {
-	w   *sql.DB // one connection, BEGIN IMMEDIATE: every write goes through here
-	r   *sql.DB // read-only pool
-	now func() time.Time
+	w        *sql.DB // one connection, BEGIN IMMEDIATE: every write goes through here
+	r        *sql.DB // read-only pool
+	prepared statements
+	reads    readPool // r, with its prepared statements
+	now      func() time.Time
+
+	mu      sync.Mutex
+	queue   []*writeOp // writes waiting for the writer goroutine
+	closed  bool
+	wake    chan struct{} // a write was queued
+	quit    chan struct{} // Close: the writer stops
+	stopped chan struct{} // the writer has stopped
+	commits atomic.Int64  // batches committed, for tests and benchmarks
+	busy    atomic.Int64  // nanoseconds the writer spent running batches, for benchmarks
 }
 
 var _ orders.Store = (*Store)(nil)
@@ -94,25 +109,33 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open writer: %w", err)
 	}
 	w.SetMaxOpenConns(1)
-	s := &Store{w: w, now: o.now}
+	s := &Store{w: w, now: o.now, wake: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{})}
+	go s.writer()
 	// Connect and migrate before the readers exist, so the file is already in
 	// WAL mode and has its tables when they first look at it.
 	if err := w.PingContext(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", path, err), w.Close())
+		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", path, err), closeWriter(s))
 	}
 	if err := s.migrate(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("sqlite: migrate %s: %w", path, err), w.Close())
+		return nil, errors.Join(fmt.Errorf("sqlite: migrate %s: %w", path, err), closeWriter(s))
+	}
+	if s.prepared, err = prepare(ctx, w, writeQueries); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), closeWriter(s))
 	}
 
 	r, err := sql.Open("sqlite", dsn(path, o.busyTimeout, true))
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("sqlite: open readers: %w", err), w.Close())
+		return nil, errors.Join(fmt.Errorf("sqlite: open readers: %w", err), closeWriter(s))
 	}
 	r.SetMaxOpenConns(o.readConns)
 	r.SetMaxIdleConns(o.readConns)
 	s.r = r
+	s.reads.db = r
 	if err := r.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", path, err), s.Close())
+	}
+	if s.reads.st, err = prepare(ctx, r, readQueries); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: %w", err), s.Close())
 	}
 	return s, nil
 }
@@ -165,7 +188,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = s.write(ctx, func(tx *sql.Tx) error {
+		err = s.write(ctx, func(ctx context.Context, tx conn) error {
 			var done bool
 			err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, version).Scan(&done)
 			if err != nil {
@@ -187,33 +210,6 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// write runs fn in a write transaction (BEGIN IMMEDIATE on the single writer
-// connection) and commits it if fn succeeds. The transaction is rolled back if
-// fn fails or panics.
-func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	committed := false
-	defer func() {
-		if committed {
-			return
-		}
-		if rbErr := tx.Rollback(); rbErr != nil && err != nil && !errors.Is(rbErr, sql.ErrTxDone) {
-			err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
-		}
-	}()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	committed = true
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
 // clock returns the store's now at the precision it keeps.
 func (s *Store) clock() time.Time {
 	return s.now().UTC().Truncate(time.Microsecond)
@@ -227,12 +223,36 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both pools.
+// Close fails the writes still queued, waits for the batch in progress, and
+// closes both pools.
 func (s *Store) Close() error {
-	if err := errors.Join(s.r.Close(), s.w.Close()); err != nil {
+	s.stopWriter()
+	if err := errors.Join(s.prepared.close(), s.reads.st.close(), s.r.Close(), s.w.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
+}
+
+// stopWriter stops the writer goroutine, answering queued writes with
+// ErrClosed. Like Close, it may be called again.
+func (s *Store) stopWriter() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	queued := s.queue
+	s.queue = nil
+	for _, op := range queued {
+		op.taken = true
+	}
+	s.mu.Unlock()
+	for _, op := range queued {
+		op.done <- ErrClosed
+	}
+	close(s.quit)
+	<-s.stopped
 }
 
 // pragmas reports the settings of one connection that the DSN is meant to
@@ -247,4 +267,10 @@ func pragmas(ctx context.Context, c *sql.Conn) (map[string]string, error) {
 		m[name] = v
 	}
 	return m, nil
+}
+
+// closeWriter undoes a half-done Open.
+func closeWriter(s *Store) error {
+	s.stopWriter()
+	return errors.Join(s.prepared.close(), s.w.Close())
 }

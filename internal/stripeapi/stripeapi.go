@@ -32,7 +32,11 @@ func New(opts Options) *client.API {
 	}
 	rt := base.Transport
 	if rt == nil {
-		rt = http.DefaultTransport
+		// The default keeps two idle connections per host: concurrent
+		// checkouts would each open a new connection to Stripe.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		rt = t
 	}
 	hc := *base
 	hc.Transport = retryTransport{base: rt, attempts: 3, backoff: 250 * time.Millisecond}

@@ -91,9 +91,14 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 		s.log.ErrorContext(r.Context(), "encode json", "error", err)
 		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"internal error"}}`)
 	}
+	writeJSONBytes(w, status, append(b, '\n'))
+}
+
+// writeJSONBytes writes an encoded JSON body.
+func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(body)
 }
 
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {

@@ -20,6 +20,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		start := s.now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
+		elapsed := s.now().Sub(start)
 		status := ww.Status()
 		if status == 0 {
 			status = http.StatusOK
@@ -28,13 +29,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if rctx := chi.RouteContext(r.Context()); rctx != nil {
 			route = rctx.RoutePattern()
 		}
-		s.metrics.Request(route, r.Method, status, s.now().Sub(start))
+		s.metrics.Request(route, r.Method, status, elapsed)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
 			slog.Int("bytes", ww.BytesWritten()),
-			slog.Duration("duration", s.now().Sub(start)),
+			slog.Duration("duration", elapsed),
 			slog.String("request_id", middleware.GetReqID(r.Context())),
 		)
 	})

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -25,9 +27,19 @@ type productView struct {
 }
 
 func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
-	products := s.catalog.Products()
 	noStore(w) // each rendering carries its own form token
-	v := homePage{Page: s.page("Shop"), Products: make([]productView, len(products)), Token: newFormToken()}
+	buf := s.pages.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer s.pages.bufs.Put(buf)
+	s.home.render(buf, newFormToken())
+	writeHTML(w, http.StatusOK, buf.Bytes())
+}
+
+// homeView is the home page's view model. The catalogue and the config are
+// fixed for the server's life: only the token changes.
+func (s *Server) homeView(token string) homePage {
+	products := s.catalog.Products()
+	v := homePage{Page: s.page("Shop"), Products: make([]productView, len(products)), Token: token}
 	for i, p := range products {
 		v.Products[i] = productView{
 			ID: p.ID, Name: p.Name, Description: p.Description, Image: p.Image,
@@ -35,7 +47,38 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 			MaxQuantity: p.MaxQuantity,
 		}
 	}
-	s.render(w, r, http.StatusOK, "home", v)
+	return v
+}
+
+// homeCache is the home page rendered once, at start-up, and cut where the
+// form token goes. Executing the template was most of the CPU time of GET /
+// (html/template walks the page by reflection); splicing a fresh token into
+// the cached bytes gives the very bytes the template would.
+type homeCache struct {
+	parts [][]byte
+}
+
+// newHomeCache renders the home page with a random token and cuts it there.
+// A token is 24 characters of [A-Za-z0-9_-], which html/template leaves as
+// they are in every context, and random: it cannot occur by chance in the
+// rest of the page.
+func (s *Server) newHomeCache() (homeCache, error) {
+	token := newFormToken()
+	var buf bytes.Buffer
+	if err := s.pages.byName["home"].ExecuteTemplate(&buf, "layout", s.homeView(token)); err != nil {
+		return homeCache{}, fmt.Errorf("render home page: %w", err)
+	}
+	return homeCache{parts: bytes.Split(buf.Bytes(), []byte(token))}, nil
+}
+
+// render writes the page with token in every form.
+func (h homeCache) render(buf *bytes.Buffer, token string) {
+	for i, p := range h.parts {
+		if i > 0 {
+			buf.WriteString(token)
+		}
+		buf.Write(p)
+	}
 }
 
 // configBody is the JSON of GET /config.
@@ -44,7 +87,7 @@ type configBody struct {
 }
 
 func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, r, http.StatusOK, configBody{PublicKey: s.cfg.PublishableKey})
+	writeJSONBytes(w, http.StatusOK, s.configJSON)
 }
 
 type cancelledPage struct{ Page }

@@ -3,6 +3,7 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -51,11 +52,14 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	pages    *pages
-	static   fs.FS
-	csp      string
-	limiter  *ratelimit.Limiter
-	metrics  *metrics.Metrics
-	handler  http.Handler
+	home     homeCache
+	// configJSON is GET /config's body, encoded once: it never changes.
+	configJSON []byte
+	static     fs.FS
+	csp        string
+	limiter    *ratelimit.Limiter
+	metrics    *metrics.Metrics
+	handler    http.Handler
 }
 
 // NewServer checks deps, parses every template once, and builds the router.
@@ -106,6 +110,13 @@ func NewServer(d Deps) (*Server, error) {
 		limiter:  newLimiter(d.Config.RateLimit, d.Now),
 		metrics:  d.Metrics,
 	}
+	if s.home, err = s.newHomeCache(); err != nil {
+		return nil, err
+	}
+	if s.configJSON, err = json.Marshal(configBody{PublicKey: d.Config.PublishableKey}); err != nil {
+		return nil, fmt.Errorf("web: encode /config: %w", err)
+	}
+	s.configJSON = append(s.configJSON, '\n')
 	s.handler = s.routes()
 	return s, nil
 }
