@@ -36,11 +36,13 @@ const (
 )
 
 // Statuses lists every status, in lifecycle order.
-var Statuses = []Status{StatusPending, StatusProcessing, StatusPaid, StatusFailed, StatusExpired, StatusNeedsReview}
+func Statuses() []Status {
+	return []Status{StatusPending, StatusProcessing, StatusPaid, StatusFailed, StatusExpired, StatusNeedsReview}
+}
 
 // Valid reports whether s is a known status.
 func (s Status) Valid() bool {
-	for _, v := range Statuses {
+	for _, v := range Statuses() {
 		if s == v {
 			return true
 		}

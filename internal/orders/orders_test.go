@@ -113,7 +113,7 @@ func TestNextStatus(t *testing.T) {
 		nr: {nr, nr, nr, nr, nr, nr, nr, nr, nr, nr, nr, nr},
 	}
 	obs := observations()
-	for _, from := range orders.Statuses {
+	for _, from := range orders.Statuses() {
 		for i, ob := range obs {
 			o := order(from)
 			c := orders.Next(o, ob.eventType, ob.session)
@@ -196,7 +196,7 @@ func TestNextArrivalOrder(t *testing.T) {
 	}
 	for _, events := range [][]observation{handled, wrong} {
 		for _, set := range multisets(len(events), 4) {
-			for _, from := range orders.Statuses {
+			for _, from := range orders.Statuses() {
 				var first orders.Status
 				for i, perm := range permutations(set) {
 					o := order(from)
@@ -217,7 +217,7 @@ func TestNextArrivalOrder(t *testing.T) {
 }
 
 func TestStatusValid(t *testing.T) {
-	for _, s := range orders.Statuses {
+	for _, s := range orders.Statuses() {
 		if !s.Valid() {
 			t.Errorf("%q.Valid() = false, want true", s)
 		}

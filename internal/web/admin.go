@@ -50,7 +50,7 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := adminOrdersPage{Page: s.page("Orders")}
-	for _, st := range orders.Statuses {
+	for _, st := range orders.Statuses() {
 		v.Statuses = append(v.Statuses, statusOption{Value: string(st), Selected: st == status})
 	}
 	for _, o := range list {
