@@ -72,10 +72,6 @@ func (r result) serverErrors() int {
 
 // add merges what another run of the same phase measured.
 func (r result) add(o result) result {
-	if r.status == nil {
-		r.status = map[int]int{}
-	}
-	r.requests += o.requests
 	r.elapsed += o.elapsed
 	if r.serverCPU >= 0 && o.serverCPU >= 0 {
 		r.serverCPU += o.serverCPU
@@ -83,6 +79,18 @@ func (r result) add(o result) result {
 		r.serverCPU = -1
 	}
 	r.clientCPU += o.clientCPU
+	r.absorb(o)
+	slices.Sort(r.lat)
+	return r
+}
+
+// absorb adds o's requests, failures, answers and latencies to r; times and
+// CPU are the caller's to combine (runs add up, concurrent workers do not).
+func (r *result) absorb(o result) {
+	if r.status == nil {
+		r.status = map[int]int{}
+	}
+	r.requests += o.requests
 	r.failures += o.failures
 	if r.firstErr == nil {
 		r.firstErr = o.firstErr
@@ -91,8 +99,6 @@ func (r result) add(o result) result {
 		r.status[code] += n
 	}
 	r.lat = append(r.lat, o.lat...)
-	slices.Sort(r.lat)
-	return r
 }
 
 // run drives the phase for warmup and then d, and returns what it measured
@@ -119,15 +125,7 @@ func (p phase) run(warmup, d time.Duration) result {
 	wg.Wait()
 	total := result{elapsed: d, status: map[int]int{}, serverCPU: serverCPU, clientCPU: clientCPU}
 	for _, r := range parts {
-		total.requests += r.requests
-		total.failures += r.failures
-		if total.firstErr == nil {
-			total.firstErr = r.firstErr
-		}
-		for code, n := range r.status {
-			total.status[code] += n
-		}
-		total.lat = append(total.lat, r.lat...)
+		total.absorb(r)
 	}
 	slices.Sort(total.lat)
 	return total
