@@ -145,12 +145,7 @@ func TestDeclinedCardThenRetry(t *testing.T) {
 	b.wantText(t, "#error", "declined")
 	wantStatus(t, st.order(t, id), orders.StatusPending)
 
-	if got := pay(t, b, cardOK, "#pay"); got != http.StatusOK {
-		t.Fatalf("success page: got status %d, want 200", got)
-	}
-	wantReceipt(t, b, st, id, "Payment received", "$20.00", "1")
-	o := st.waitOrder(t, id, orders.StatusPaid)
-	st.assertFulfilledOnce(t, o.ID)
+	payAndExpectPaid(t, b, st, id, "$20.00", "1")
 }
 
 func TestDelayedPayment(t *testing.T) {
@@ -188,12 +183,7 @@ func TestJavaScriptDisabled(t *testing.T) {
 		t.Errorf("typeof window.Stripe with JavaScript off: got %q, want undefined", stub)
 	}
 	b.wantText(t, "#total", "$60.00")
-	if got := pay(t, b, cardOK, "#pay"); got != http.StatusOK {
-		t.Fatalf("success page: got status %d, want 200", got)
-	}
-	wantReceipt(t, b, st, id, "Payment received", "$60.00", "3")
-	o := st.waitOrder(t, id, orders.StatusPaid)
-	st.assertFulfilledOnce(t, o.ID)
+	payAndExpectPaid(t, b, st, id, "$60.00", "3")
 }
 
 func TestStripeJSBlocked(t *testing.T) {
@@ -207,12 +197,7 @@ func TestStripeJSBlocked(t *testing.T) {
 	}
 	b.setValue(t, "#product-tshirt input[name=quantity]", "1")
 	id := clickPurchase(t, b, st)
-	if got := pay(t, b, cardOK, "#pay"); got != http.StatusOK {
-		t.Fatalf("success page: got status %d, want 200", got)
-	}
-	wantReceipt(t, b, st, id, "Payment received", "$20.00", "1")
-	o := st.waitOrder(t, id, orders.StatusPaid)
-	st.assertFulfilledOnce(t, o.ID)
+	payAndExpectPaid(t, b, st, id, "$20.00", "1")
 }
 
 // TestPagesHaveNoConsoleErrors visits each shop page a shopper can see; the
@@ -260,4 +245,16 @@ func createSession(t testing.TB, st *stack) string {
 		t.Fatalf("create checkout session: got %s to %q, want 303 to %s/pay/...", resp.Status, loc, st.simURL)
 	}
 	return strings.TrimPrefix(loc, st.simURL+"/pay/")
+}
+
+// payAndExpectPaid pays with the good card on the simulator page and checks
+// the success page, the order and its one fulfilment.
+func payAndExpectPaid(t *testing.T, b *browser, st *stack, id, amount, quantity string) {
+	t.Helper()
+	if got := pay(t, b, cardOK, "#pay"); got != http.StatusOK {
+		t.Fatalf("success page: got status %d, want 200", got)
+	}
+	wantReceipt(t, b, st, id, "Payment received", amount, quantity)
+	o := st.waitOrder(t, id, orders.StatusPaid)
+	st.assertFulfilledOnce(t, o.ID)
 }
