@@ -250,7 +250,21 @@ type ApplyResult struct {
 // ListFilter narrows ListOrders.
 type ListFilter struct {
 	Status Status // "" for every status
-	Limit  int    // 0 for the store's default
+	Limit  int    // how many: 0 or less means DefaultListLimit, more than MaxListLimit means MaxListLimit
+}
+
+// Limits of ListOrders, the same in every store.
+const (
+	DefaultListLimit = 200
+	MaxListLimit     = 1000
+)
+
+// Bound is the number of orders the filter asks for, within the limits.
+func (f ListFilter) Bound() int {
+	if f.Limit <= 0 {
+		return DefaultListLimit
+	}
+	return min(f.Limit, MaxListLimit)
 }
 
 // Store keeps orders and the events applied to them. Implementations make each

@@ -389,52 +389,16 @@ func TestTwoInstances(t *testing.T) {
 func TestClock(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	zone := time.FixedZone("UTC+5", 5*60*60)
-	now := time.Date(2025, 6, 7, 8, 9, 10, 123456789, zone)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func() { mu.Lock(); defer mu.Unlock(); now = now.Add(time.Minute) }
-	want := func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
-
+	var s *Store
 	// The session's own time zone must not leak into what the store returns.
-	s := openURL(t, newSchema(t, "timezone", "America/Sao_Paulo"), WithClock(clock))
-	o := storetest.NewOrder("ord_clock")
-	if err := s.CreateOrder(ctx, o); err != nil {
-		t.Fatal(err)
-	}
-	created := want()
-	advance()
-	if _, err := s.ApplyEvent(ctx, storetest.CompletedEvent("evt_clock", o, "paid")); err != nil {
-		t.Fatal(err)
-	}
-	paid := want()
-	advance()
-	if _, err := s.Fulfil(ctx, o.ID, func(context.Context, orders.Order) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	fulfilled := want()
-
-	got, err := s.Order(ctx, o.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		name      string
-		got, want *time.Time
-	}{
-		{"CreatedAt", &got.CreatedAt, &created},
-		{"UpdatedAt", &got.UpdatedAt, &paid},
-		{"PaidAt", got.PaidAt, &paid},
-		{"FulfilledAt", got.FulfilledAt, &fulfilled},
-	} {
-		if tt.got == nil || !tt.got.Equal(*tt.want) || tt.got.Location() != time.UTC {
-			t.Errorf("%s: got %v, want %v in UTC", tt.name, tt.got, *tt.want)
-		}
-	}
+	storetest.Clock(t, func(t testing.TB, now func() time.Time) orders.Store {
+		s = openURL(t, newSchema(t, "timezone", "America/Sao_Paulo"), WithClock(now))
+		return s
+	})
 
 	// What is stored is the instant, to the microsecond.
 	var createdText, receivedText string
-	err = s.pool.QueryRow(ctx, `SELECT
+	err := s.pool.QueryRow(ctx, `SELECT
 		to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'),
 		to_char(e.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')
 		FROM orders o JOIN events e ON e.order_id = o.id`).Scan(&createdText, &receivedText)
@@ -543,27 +507,6 @@ func TestEventRows(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("events mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func TestListLimits(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	s := openTest(t)
-	_, err := s.pool.Exec(ctx, `INSERT INTO orders (id, status, items, amount_total, currency, created_at, updated_at)
-		SELECT format('ord_%s', lpad(i::text, 4, '0')), 'pending', '[]', 100, 'usd', to_timestamp(i), to_timestamp(i)
-		FROM generate_series(0, 1000) AS i`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct{ limit, want int }{{0, 200}, {-1, 200}, {5, 5}, {1000, 1000}, {5000, 1000}} {
-		list, err := s.ListOrders(ctx, orders.ListFilter{Limit: tt.limit})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(list) != tt.want {
-			t.Errorf("limit %d: got %d orders, want %d", tt.limit, len(list), tt.want)
-		}
 	}
 }
 

@@ -11,12 +11,6 @@ import (
 	"github.com/shopcheckout/shop/internal/orders"
 )
 
-// Limits of ListOrders.
-const (
-	defaultLimit = 200
-	maxLimit     = 1000
-)
-
 const orderColumns = `id, status, items, amount_total, currency, session_id, email, review,
 	created_at, updated_at, paid_at, fulfilled_at`
 
@@ -135,11 +129,7 @@ func (s *Store) OrderBySession(ctx context.Context, sessionID string) (orders.Or
 // ListOrders returns orders newest first: at most 200 by default, and never
 // more than 1000.
 func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.Order, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
+	limit := f.Bound()
 	query, args := `SELECT `+orderColumns+` FROM orders`, []any{}
 	if f.Status != "" {
 		if !f.Status.Valid() {

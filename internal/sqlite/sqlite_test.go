@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -169,45 +168,10 @@ func TestPragmas(t *testing.T) {
 }
 
 func TestClock(t *testing.T) {
-	ctx := t.Context()
-	zone := time.FixedZone("UTC+5", 5*60*60)
-	now := time.Date(2025, 6, 7, 8, 9, 10, 123456789, zone)
-	s, _ := openTest(t, WithClock(func() time.Time { return now }))
-	want := func() time.Time { return now.UTC().Truncate(time.Microsecond) }
-
-	o := storetest.NewOrder("ord_clock")
-	if err := s.CreateOrder(ctx, o); err != nil {
-		t.Fatal(err)
-	}
-	created := want()
-	now = now.Add(time.Minute)
-	if _, err := s.ApplyEvent(ctx, storetest.CompletedEvent("evt_clock", o, "paid")); err != nil {
-		t.Fatal(err)
-	}
-	paid := want()
-	now = now.Add(time.Minute)
-	if _, err := s.Fulfil(ctx, o.ID, func(context.Context, orders.Order) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	fulfilled := want()
-
-	got, err := s.Order(ctx, o.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		name      string
-		got, want *time.Time
-	}{
-		{"CreatedAt", &got.CreatedAt, &created},
-		{"UpdatedAt", &got.UpdatedAt, &paid},
-		{"PaidAt", got.PaidAt, &paid},
-		{"FulfilledAt", got.FulfilledAt, &fulfilled},
-	} {
-		if tt.got == nil || !tt.got.Equal(*tt.want) || tt.got.Location() != time.UTC {
-			t.Errorf("%s: got %v, want %v in UTC", tt.name, tt.got, *tt.want)
-		}
-	}
+	storetest.Clock(t, func(t testing.TB, now func() time.Time) orders.Store {
+		s, _ := openTest(t, WithClock(now))
+		return s
+	})
 }
 
 func TestEventRows(t *testing.T) {
@@ -252,26 +216,6 @@ func TestEventRows(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("events mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func TestListLimits(t *testing.T) {
-	ctx := t.Context()
-	s, _ := openTest(t)
-	_, err := s.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
-		INSERT INTO orders (id, status, items, amount_total, currency, created_at, updated_at)
-		SELECT printf('ord_%04d', i), 'pending', '[]', 100, 'usd', i, i FROM n`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct{ limit, want int }{{0, 200}, {-1, 200}, {5, 5}, {1000, 1000}, {5000, 1000}} {
-		list, err := s.ListOrders(ctx, orders.ListFilter{Limit: tt.limit})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(list) != tt.want {
-			t.Errorf("limit %d: got %d orders, want %d", tt.limit, len(list), tt.want)
-		}
 	}
 }
 

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 		{"CreateAndGet", testCreateAndGet},
 		{"SetSession", testSetSession},
 		{"ListOrders", testListOrders},
+		{"ListLimits", testListLimits},
 		{"Lifecycle", testLifecycle},
 		{"ArrivalOrder", testArrivalOrder},
 		{"PaidIsFinal", testPaidIsFinal},
@@ -48,6 +49,87 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
+// Clock checks that a store records created, updated, paid and fulfilled
+// times from the clock it was opened with, and returns them in UTC to the
+// microsecond. open returns a fresh store using now as its clock.
+func Clock(t *testing.T, open func(t testing.TB, now func() time.Time) orders.Store) {
+	ctx := t.Context()
+	var mu sync.Mutex
+	now := time.Date(2025, 6, 7, 8, 9, 10, 123456789, time.FixedZone("UTC+5", 5*60*60))
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func() { mu.Lock(); defer mu.Unlock(); now = now.Add(time.Minute) }
+	want := func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
+	s := open(t, clock)
+
+	o := NewOrder("ord_clock")
+	if err := s.CreateOrder(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	created := want()
+	advance()
+	if _, err := s.ApplyEvent(ctx, CompletedEvent("evt_clock", o, "paid")); err != nil {
+		t.Fatal(err)
+	}
+	paid := want()
+	advance()
+	if _, err := s.Fulfil(ctx, o.ID, func(context.Context, orders.Order) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	fulfilled := want()
+
+	got := mustOrder(t, s, o.ID)
+	for _, tt := range []struct {
+		name      string
+		got, want *time.Time
+	}{
+		{"CreatedAt", &got.CreatedAt, &created},
+		{"UpdatedAt", &got.UpdatedAt, &paid},
+		{"PaidAt", got.PaidAt, &paid},
+		{"FulfilledAt", got.FulfilledAt, &fulfilled},
+	} {
+		if tt.got == nil || !tt.got.Equal(*tt.want) || tt.got.Location() != time.UTC {
+			t.Errorf("%s: got %v, want %v in UTC", tt.name, tt.got, *tt.want)
+		}
+	}
+}
+
+// testListLimits checks orders.DefaultListLimit and orders.MaxListLimit.
+func testListLimits(t *testing.T, s orders.Store) {
+	ctx := t.Context()
+	const n = orders.MaxListLimit + 1
+	ids := make(chan int, n)
+	for i := range n {
+		ids <- i
+	}
+	close(ids)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range ids {
+				o := NewOrder(fmt.Sprintf("ord_limit_%04d", i))
+				o.SessionID, o.CreatedAt = "", at(time.Duration(i)*time.Second)
+				if err := s.CreateOrder(ctx, o); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, tt := range []struct{ limit, want int }{
+		{0, orders.DefaultListLimit}, {-1, orders.DefaultListLimit}, {5, 5},
+		{orders.MaxListLimit, orders.MaxListLimit}, {5 * orders.MaxListLimit, orders.MaxListLimit},
+	} {
+		list, err := s.ListOrders(ctx, orders.ListFilter{Limit: tt.limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != tt.want {
+			t.Errorf("limit %d: got %d orders, want %d", tt.limit, len(list), tt.want)
+		}
 	}
 }
 
