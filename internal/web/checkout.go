@@ -51,9 +51,6 @@ type checkoutResponse struct {
 	URL       string `json:"url"`
 }
 
-// errBadInput marks a request the shopper can fix.
-var errBadInput = errors.New("bad input")
-
 func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	req, err := decodeCheckoutRequest(w, r)
@@ -146,16 +143,16 @@ func (s *Server) createOrder(ctx context.Context, req checkoutRequest, p catalog
 func decodeCheckoutRequest(w http.ResponseWriter, r *http.Request) (checkoutRequest, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxCheckoutBody)
 	var req checkoutRequest
-	if wantsJSONBody(r) {
+	if sentJSON(r) {
 		dec := json.NewDecoder(r.Body)
 		if err := dec.Decode(&req); err != nil {
-			return req, fmt.Errorf("%w: decode json: %w", errBadInput, err)
+			return req, fmt.Errorf("decode json: %w", err)
 		}
 		req.ProductID = strings.TrimSpace(req.ProductID)
 		return req, nil
 	}
 	if err := r.ParseForm(); err != nil {
-		return req, fmt.Errorf("%w: parse form: %w", errBadInput, err)
+		return req, fmt.Errorf("parse form: %w", err)
 	}
 	req.ProductID = strings.TrimSpace(r.PostForm.Get("product_id"))
 	req.Token = r.PostForm.Get("checkout_token")
@@ -169,10 +166,6 @@ func decodeCheckoutRequest(w http.ResponseWriter, r *http.Request) (checkoutRequ
 	}
 	req.Quantity = n
 	return req, nil
-}
-
-func wantsJSONBody(r *http.Request) bool {
-	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Type"))), "application/json")
 }
 
 // sessionParams builds the Checkout Session from the server's catalogue and

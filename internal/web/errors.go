@@ -77,11 +77,17 @@ func errorHeading(status int) string {
 // wantsJSON reports whether the client speaks JSON: it sent JSON, or it asks
 // for JSON rather than HTML.
 func wantsJSON(r *http.Request) bool {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "application/json" {
+	if sentJSON(r) {
 		return true
 	}
 	accept := r.Header.Get("Accept")
 	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+// sentJSON reports whether the request body is JSON.
+func sentJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
 }
 
 // writeJSON encodes v first, then writes the headers and body.
