@@ -179,3 +179,24 @@ func TestReconcileCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestRunWithoutWebhookSecret: the shop still starts, says loudly what is
+// missing, and refuses every event rather than processing an unsigned one.
+func TestRunWithoutWebhookSecret(t *testing.T) {
+	base, logs := startServer(t, map[string]string{
+		"STRIPE_SECRET_KEY": testSecretKey, "STRIPE_PUBLISHABLE_KEY": testPublishableKey,
+		"STRIPE_API_BASE": "http://127.0.0.1:9", "PORT": "0",
+		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "shop.db"),
+	})
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "STRIPE_WEBHOOK_SECRET is not set") {
+		t.Errorf("no warning about the missing secret:\n%s", logs.String())
+	}
+	res, err := http.Post(base+"/webhook", "application/json", strings.NewReader(`{"id":"evt_1","object":"event","type":"checkout.session.completed"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("webhook: got %d, want 503", res.StatusCode)
+	}
+}
