@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -46,10 +47,13 @@ func seed(ctx context.Context, path string, n int) error {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n && errs[w] == nil; i += workers {
-				errs[w] = s.CreateOrder(ctx, orders.Order{
-					ID: orderID(i), Status: orders.StatusPending, SessionID: sessionID(i),
-					Items:       []orders.Item{{ProductID: product.ID, Name: product.Name, UnitAmount: product.UnitAmount, Quantity: 1}},
-					AmountTotal: product.UnitAmount, Currency: product.Currency,
+				now := time.Now().UTC()
+				errs[w] = s.Write(ctx, func(ctx context.Context, tx orders.Tx) error {
+					return tx.InsertOrder(ctx, orders.Order{
+						ID: orderID(i), Status: orders.StatusPending, SessionID: sessionID(i),
+						Items:       []orders.Item{{ProductID: product.ID, Name: product.Name, UnitAmount: product.UnitAmount, Quantity: 1}},
+						AmountTotal: product.UnitAmount, Currency: product.Currency, CreatedAt: now, UpdatedAt: now,
+					})
 				})
 			}
 		})
@@ -237,6 +241,7 @@ func verify(ctx context.Context, path string, l *ledger) (check, error) {
 		return c, err
 	}
 	defer s.Close()
+	svc := orders.NewService(s, slog.New(slog.DiscardHandler))
 	var mu sync.Mutex
 	bad := func(format string, args ...any) {
 		mu.Lock()
@@ -254,7 +259,7 @@ func verify(ctx context.Context, path string, l *ledger) (check, error) {
 				if !l.acked[i].Load() {
 					continue
 				}
-				res, err := s.ApplyEvent(ctx, orders.Event{ID: fmt.Sprintf("evt_bench_%07d", i), Type: orders.EventSessionCompleted})
+				res, err := svc.HandleEvent(ctx, orders.Event{ID: fmt.Sprintf("evt_bench_%07d", i), Type: orders.EventSessionCompleted})
 				switch {
 				case err != nil:
 					bad("re-apply event %d: %v", i, err)

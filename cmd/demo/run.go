@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
-	shop, err := app.New(ctx, cfg, log.With("component", "shop"), app.Options{Fulfiller: &announcer{w: stdout}})
+	shop, err := app.New(ctx, cfg, log.With("component", "shop"), app.Options{OnFulfilled: (&announcer{w: stdout}).announce})
 	if err != nil {
 		return err
 	}
@@ -196,16 +196,15 @@ func serveSim(ctx context.Context, h http.Handler, ln net.Listener, log *slog.Lo
 	return nil
 }
 
-// announcer is the demo's Fulfiller: it prints one line per paid order, so
-// the end of the flow shows in the terminal.
+// announcer prints one line per fulfilled order, so the end of the flow
+// shows in the terminal.
 type announcer struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
-func (a *announcer) Fulfill(_ context.Context, o orders.Order) error {
+func (a *announcer) announce(o orders.Order) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	_, err := fmt.Fprintf(a.w, "order %s paid and fulfilled: %s, receipt to %s\n", o.ID, money.Format(o.AmountTotal, o.Currency), o.Email)
-	return err
+	fmt.Fprintf(a.w, "order %s paid and fulfilled: %s, receipt to %s\n", o.ID, money.Format(o.AmountTotal, o.Currency), o.Email)
 }

@@ -13,12 +13,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/mail"
 	"github.com/shopcheckout/shop/internal/metrics"
 	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/outbox"
 	"github.com/shopcheckout/shop/internal/postgres"
 	"github.com/shopcheckout/shop/internal/reconcile"
 	"github.com/shopcheckout/shop/internal/sqlite"
@@ -30,31 +33,37 @@ import (
 
 // App is a built shop.
 type App struct {
-	Config  config.Config
-	Store   orders.Store
+	Config config.Config
+	// Orders is the one door to the orders, for reads and writes.
 	Orders  *orders.Service
 	Handler http.Handler
 	// Events is Stripe's Events API, for reconciliation.
 	Events  reconcile.Events
 	Metrics *metrics.Metrics
-	// leaser, when the store is shared by several instances, makes the
-	// periodic reconciliation run on one of them at a time.
-	leaser orders.Leaser
+	// Outbox delivers the notifications fulfilments queue.
+	Outbox *outbox.Dispatcher
+	store  orders.Store
 	holder string
 	log    *slog.Logger
 }
 
 // Options changes how New builds the shop; the zero value is production.
 type Options struct {
-	// Fulfiller adds an outside effect to fulfilment (default: none; see
-	// orders.RecordOnly).
-	Fulfiller orders.Fulfiller
+	// OnFulfilled, if set, is called after each fulfilment commits (the
+	// demo prints a line).
+	OnFulfilled func(orders.Order)
 	// StripeHTTPClient replaces the HTTP client of the Stripe backends.
 	StripeHTTPClient *http.Client
+	// OutboxHTTPClient replaces the HTTP client of the order webhook.
+	OutboxHTTPClient *http.Client
 }
 
-// New opens the store, fulfils paid orders a crash left behind, and builds
-// the web server. Close releases what it opened.
+// SweepInterval is how often the server completes paid orders whose
+// fulfilment is missing (see orders.Service.FulfilPending).
+const SweepInterval = time.Minute
+
+// New opens the store, fulfils paid orders left without fulfilment, and
+// builds the web server and the outbox. Close releases what it opened.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*App, error) {
 	cat := catalog.Default(cfg.Checkout.MaxQuantityDefault)
 	if cfg.CatalogFile != "" {
@@ -63,51 +72,85 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 			return nil, fmt.Errorf("CATALOG_FILE: %w", err)
 		}
 	}
-	raw, err := OpenStore(ctx, cfg.Database)
+	store, err := OpenStore(ctx, cfg.Database)
 	if err != nil {
 		return nil, err
 	}
-	m := metrics.New()
-	store := orders.NewHealthStore(raw, m.StoreError)
-	svc := orders.NewService(store, opts.Fulfiller, log, orders.OnFulfilled(func(orders.Order) { m.Fulfilled() }))
-	if n, err := svc.FulfilPending(ctx); err != nil {
-		log.Error("fulfil orders left over from before the restart", "error", err)
+	a := &App{Config: cfg, Metrics: metrics.New(), store: store, holder: instanceID(), log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			store.Close()
+		}
+	}()
+	f := cfg.Fulfilment
+	onFulfilled := func(orders.Order) { a.Metrics.Fulfilled() }
+	if opts.OnFulfilled != nil {
+		onFulfilled = func(o orders.Order) { a.Metrics.Fulfilled(); opts.OnFulfilled(o) }
+	}
+	a.Orders = orders.NewService(store, log,
+		orders.WithChannels(orders.Channels{Webhook: f.WebhookURL != "", EmailCustomer: f.SMTP != nil, OwnerEmail: f.OwnerEmail}),
+		orders.OnFulfilled(onFulfilled),
+		orders.OnStoreError(a.Metrics.StoreError),
+		orders.OnQueued(func() { a.Outbox.Wake() }), // set below, before any write
+	)
+	key, err := a.Orders.Secret(ctx, "order-page")
+	if err != nil {
+		return nil, err
+	}
+	links := orders.LinkKey(key)
+	senders := map[orders.Channel]outbox.Sender{}
+	if f.WebhookURL != "" {
+		senders[orders.ChannelWebhook] = outbox.NewWebhook(f.WebhookURL, f.WebhookSecret, opts.OutboxHTTPClient, nil)
+	}
+	if f.SMTP != nil {
+		m, err := mail.New(mail.Config{SMTP: *f.SMTP, From: f.MailFrom, ShopName: web.ShopName, BaseURL: cfg.BaseURL, Links: links, Templates: templates.FS})
+		if err != nil {
+			return nil, err
+		}
+		senders[orders.ChannelEmailCustomer], senders[orders.ChannelEmailOwner] = m, m
+	}
+	if a.Outbox, err = outbox.New(outbox.Config{Queue: a.Orders, Senders: senders, Holder: a.holder, Log: log, Recorder: a.Metrics}); err != nil {
+		return nil, err
+	}
+	if n, err := a.Orders.FulfilPending(ctx); err != nil {
+		log.Error("fulfil paid orders left without fulfilment", "error", err)
 	} else if n > 0 {
-		log.Info("fulfilled orders left over from before the restart", "count", n)
+		log.Info("fulfilled paid orders left without fulfilment", "count", n)
 	}
 
 	sc := stripeapi.New(stripeapi.Options{
 		Key: cfg.SecretKey, APIBase: cfg.StripeAPIBase, Timeout: cfg.StripeTimeout, Retries: 1,
 		HTTPClient: opts.StripeHTTPClient,
 	})
+	a.Events = sc.Events
 	srv, err := web.NewServer(web.Deps{
 		Config:    cfg,
 		Catalog:   cat,
-		Store:     store,
-		Orders:    svc,
+		Orders:    a.Orders,
+		Links:     links,
 		Sessions:  sc.CheckoutSessions,
 		Logger:    log,
 		Templates: templates.FS,
 		Static:    static.FS,
-		Metrics:   m,
+		Metrics:   a.Metrics,
 	})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
+	a.Handler = srv
 	if len(cfg.WebhookSecrets) == 0 {
 		log.Warn("STRIPE_WEBHOOK_SECRET is not set: /webhook answers 503 and payments are confirmed only when shoppers reach the success page; run `stripe listen --forward-to localhost:8000/webhook` and set the secret it prints")
 	}
 	if cfg.StripeAPIBase != "" {
 		log.Info("using a Stripe API override", "api_base", cfg.StripeAPIBase)
 	}
-	a := &App{Config: cfg, Store: store, Orders: svc, Handler: srv, Events: sc.Events, Metrics: m, holder: instanceID(), log: log}
-	a.leaser, _ = raw.(orders.Leaser)
+	ok = true
 	return a, nil
 }
 
 // Close closes the store.
-func (a *App) Close() error { return a.Store.Close() }
+func (a *App) Close() error { return a.store.Close() }
 
 // OpenStore opens the store DATABASE_URL names.
 func OpenStore(ctx context.Context, db config.Database) (orders.Store, error) {
@@ -154,18 +197,35 @@ func (a *App) reconcileEvery(ctx context.Context, every time.Duration) {
 // holds the lease. The lease lasts one interval, so if its holder dies
 // another instance takes over within two ticks.
 func (a *App) reconcileOnce(ctx context.Context, every time.Duration) error {
-	if a.leaser != nil {
-		ok, err := a.leaser.TryLease(ctx, "reconcile", a.holder, every)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			a.log.Debug("reconciliation skipped: another instance holds the lease")
-			return nil
+	ok, err := a.Orders.TryLease(ctx, "reconcile", a.holder, every)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		a.log.Debug("reconciliation skipped: another instance holds the lease")
+		return nil
+	}
+	_, err = a.Reconcile(ctx, a.Config.ReconcileWindow)
+	return err
+}
+
+// sweepEvery completes, on a ticker until ctx ends, paid orders whose
+// fulfilment is missing.
+func (a *App) sweepEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := a.Orders.FulfilPending(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error("sweep: fulfil paid orders left without fulfilment", "error", err)
+			} else if n > 0 {
+				a.log.Info("sweep: fulfilled paid orders left without fulfilment", "count", n)
+			}
 		}
 	}
-	_, err := a.Reconcile(ctx, a.Config.ReconcileWindow)
-	return err
 }
 
 // instanceID names this process among the shop's instances.
@@ -211,10 +271,13 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writ
 	go func() { errc <- hs.Serve(ln) }()
 
 	jobs, stopJobs := context.WithCancel(context.Background())
-	defer stopJobs()
+	var jobsDone sync.WaitGroup
+	defer func() { stopJobs(); jobsDone.Wait() }()
 	if every := a.Config.ReconcileInterval; every > 0 {
-		go a.reconcileEvery(jobs, every)
+		jobsDone.Go(func() { a.reconcileEvery(jobs, every) })
 	}
+	jobsDone.Go(func() { a.Outbox.Run(jobs) })
+	jobsDone.Go(func() { a.sweepEvery(jobs, SweepInterval) })
 
 	select {
 	case err := <-errc:
@@ -223,12 +286,16 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writ
 	}
 	grace := a.Config.ShutdownTimeout
 	a.log.Info("shutting down: no new connections; finishing requests in flight", "grace", grace)
-	stopJobs()
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: requests still running after %v: %w", grace, err)
 	}
+	// The jobs stop after the requests: a webhook in flight may still
+	// queue a notification, which the outbox then takes with it or leaves
+	// queued for the next start.
+	stopJobs()
+	jobsDone.Wait()
 	a.log.Info("stopped")
 	return nil
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -83,12 +82,6 @@ func TestHeaderSizeCap(t *testing.T) {
 	}
 }
 
-type fakeLeaser struct{ grant bool }
-
-func (f fakeLeaser) TryLease(context.Context, string, string, time.Duration) (bool, error) {
-	return f.grant, nil
-}
-
 // countingEvents fails the test's reconciliation on purpose and counts calls.
 type countingEvents struct{ calls int }
 
@@ -106,10 +99,17 @@ func TestReconcileRunsOnlyWithTheLease(t *testing.T) {
 	}
 	defer store.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := orders.NewService(store, log)
+	// Another instance holds the lease first, then it is free.
+	if ok, err := svc.TryLease(t.Context(), "reconcile", "other", 200*time.Millisecond); err != nil || !ok {
+		t.Fatalf("TryLease = %v, %v", ok, err)
+	}
 	for _, grant := range []bool{false, true} {
+		if grant {
+			time.Sleep(250 * time.Millisecond)
+		}
 		ev := &countingEvents{}
-		a := &App{Config: config.Config{ReconcileWindow: time.Hour}, Events: ev, Orders: orders.NewService(store, nil, log),
-			leaser: fakeLeaser{grant: grant}, holder: "me", log: log}
+		a := &App{Config: config.Config{ReconcileWindow: time.Hour}, Events: ev, Orders: svc, holder: "me", log: log}
 		if err := a.reconcileOnce(t.Context(), time.Minute); err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -50,7 +51,40 @@ type Config struct {
 	// ShutdownTimeout is how long requests in flight get to finish after
 	// SIGTERM (SHUTDOWN_TIMEOUT, default 20s).
 	ShutdownTimeout time.Duration
+	// Fulfilment is where paid orders are announced: the order webhook and
+	// the emails.
+	Fulfilment Fulfilment
 }
+
+// Fulfilment configures the notifications of paid orders.
+type Fulfilment struct {
+	// WebhookURL receives every notification as a signed POST
+	// (FULFILMENT_WEBHOOK_URL); "" sends none.
+	WebhookURL string
+	// WebhookSecret signs them (FULFILMENT_WEBHOOK_SECRET, 32 characters
+	// or more); set exactly when WebhookURL is.
+	WebhookSecret string
+	// SMTP is the mail server (SMTP_URL); nil sends no email.
+	SMTP *SMTP
+	// MailFrom is the sender of every email (MAIL_FROM), set with SMTP_URL.
+	MailFrom string
+	// OwnerEmail gets a "new order" email per paid order (SHOP_OWNER_EMAIL).
+	OwnerEmail string
+}
+
+// SMTP is a mail server from SMTP_URL: smtp://[user:pass@]host[:port]
+// (STARTTLS when the server offers it; port 587 unless given) or
+// smtps://[user:pass@]host[:port] (TLS from the first byte; port 465).
+type SMTP struct {
+	Host        string
+	Port        int
+	Username    string
+	Password    string
+	ImplicitTLS bool
+}
+
+// MinFulfilmentSecret is the shortest FULFILMENT_WEBHOOK_SECRET allowed.
+const MinFulfilmentSecret = 32
 
 // RateLimit bounds Checkout Session creation.
 type RateLimit struct {
@@ -224,6 +258,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Burst:              intVar(get("RATE_LIMIT_BURST"), 5, 1, 100_000, "RATE_LIMIT_BURST", bad),
 		GlobalPerSecond:    floatVar(get("RATE_LIMIT_GLOBAL_PER_SECOND"), 20, 0, 10_000, "RATE_LIMIT_GLOBAL_PER_SECOND", bad),
 	}
+	c.Fulfilment = loadFulfilment(get, bad)
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("LOG_FORMAT must be text or json, got %q", c.LogFormat)
 	}
@@ -232,6 +267,84 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, &Error{Problems: p}
 	}
 	return c, nil
+}
+
+func loadFulfilment(get func(string) string, bad func(string, ...any)) Fulfilment {
+	f := Fulfilment{
+		WebhookURL:    get("FULFILMENT_WEBHOOK_URL"),
+		WebhookSecret: get("FULFILMENT_WEBHOOK_SECRET"),
+		MailFrom:      get("MAIL_FROM"),
+		OwnerEmail:    get("SHOP_OWNER_EMAIL"),
+	}
+	switch {
+	case f.WebhookURL != "" && f.WebhookSecret == "":
+		bad("FULFILMENT_WEBHOOK_URL is set but FULFILMENT_WEBHOOK_SECRET is not: set a random secret of at least %d characters (receivers check signatures with it)", MinFulfilmentSecret)
+	case f.WebhookURL == "" && f.WebhookSecret != "":
+		bad("FULFILMENT_WEBHOOK_SECRET is set but FULFILMENT_WEBHOOK_URL is not: set both, or neither")
+	case f.WebhookSecret != "" && len(f.WebhookSecret) < MinFulfilmentSecret:
+		bad("FULFILMENT_WEBHOOK_SECRET must be at least %d characters, got %d", MinFulfilmentSecret, len(f.WebhookSecret))
+	}
+	if f.WebhookURL != "" {
+		if u, err := url.Parse(f.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("FULFILMENT_WEBHOOK_URL must be an absolute http(s) URL such as https://orders.example.com/hook, got %q", redactURL(f.WebhookURL))
+		}
+	}
+	if raw := get("SMTP_URL"); raw != "" {
+		smtp, err := parseSMTP(raw)
+		if err != nil {
+			bad("SMTP_URL must be smtp://user:pass@host:port (STARTTLS when offered) or smtps://user:pass@host:port (implicit TLS): %v, got %q", err, redactURL(raw))
+		} else {
+			f.SMTP = &smtp
+		}
+		if f.MailFrom == "" {
+			bad("SMTP_URL is set but MAIL_FROM is not: set the sender address, such as Shop <orders@example.com>")
+		}
+	} else if f.MailFrom != "" || f.OwnerEmail != "" {
+		bad("MAIL_FROM and SHOP_OWNER_EMAIL need SMTP_URL: set the mail server, or leave them empty")
+	}
+	if f.MailFrom != "" {
+		if _, err := mail.ParseAddress(f.MailFrom); err != nil {
+			bad("MAIL_FROM must be an email address such as Shop <orders@example.com>, got %q", f.MailFrom)
+		}
+	}
+	if f.OwnerEmail != "" {
+		if a, err := mail.ParseAddress(f.OwnerEmail); err != nil || a.Name != "" {
+			bad("SHOP_OWNER_EMAIL must be one email address such as owner@example.com, got %q", f.OwnerEmail)
+		}
+	}
+	return f
+}
+
+// parseSMTP reads SMTP_URL.
+func parseSMTP(raw string) (SMTP, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return SMTP{}, errors.New("not a URL")
+	}
+	s := SMTP{Host: u.Hostname()}
+	switch u.Scheme {
+	case "smtp":
+		s.Port = 587
+	case "smtps":
+		s.Port, s.ImplicitTLS = 465, true
+	default:
+		return SMTP{}, errors.New("the scheme is not smtp or smtps")
+	}
+	if s.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return SMTP{}, errors.New("it needs a host and nothing after it")
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return SMTP{}, errors.New("the port is not a number from 1 to 65535")
+		}
+		s.Port = n
+	}
+	if u.User != nil {
+		s.Username = u.User.Username()
+		s.Password, _ = u.User.Password()
+	}
+	return s, nil
 }
 
 // IsConfigError reports whether err lists configuration problems.

@@ -5,16 +5,18 @@ package crashtest
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"log/slog"
+	"io"
 	"math/rand/v2"
-	"os"
-	"os/exec"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
-	"syscall"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/sqlite"
@@ -50,149 +52,158 @@ func TestCrashUnderLoad(t *testing.T) {
 	t.Logf("rounds %d, %v", rounds, f)
 }
 
-// TestCrashBetweenCommitAndFulfilment leaves an order paid but not fulfilled,
-// as a crash after the event's commit, or inside the fulfilment transaction,
-// does. The next start of the shop fulfils it, once; the one after finds
-// nothing to do.
-func TestCrashBetweenCommitAndFulfilment(t *testing.T) {
+// TestStartFulfilsLeftovers starts from an order paid but never fulfilled,
+// as a shop from before fulfilment was part of the payment's write could
+// leave one. The next start fulfils it, once; the one after finds nothing.
+func TestStartFulfilsLeftovers(t *testing.T) {
 	skipShort(t)
 	bin := buildShop(t)
-	tests := []struct {
-		name  string
-		crash func(t *testing.T, db, dir string, ev event)
-	}{
-		{"after the event's commit", func(t *testing.T, db, _ string, ev event) {
-			// ApplyEvent is the webhook's first transaction; fulfilment is the
-			// second, and the process "dies" before it.
-			st := openStore(t, db)
-			defer st.Close()
-			if _, err := st.ApplyEvent(context.Background(), parse(t, ev)); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{"inside the fulfilment transaction", func(t *testing.T, db, dir string, ev event) {
-			// The test binary, as a helper process, handles the event and
-			// SIGKILLs itself from inside the Fulfiller: it ran, its commit is
-			// lost.
-			ran := filepath.Join(dir, "fulfiller-ran")
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperKilledInFulfilment$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "CRASHTEST_HELPER_DB="+db, "CRASHTEST_HELPER_EVENT="+string(ev.payload), "CRASHTEST_HELPER_RAN="+ran)
-			log, err := os.Create(filepath.Join(dir, "helper.stderr"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer log.Close()
-			cmd.Stderr = log
-			var exit *exec.ExitError
-			if err := cmd.Run(); !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-				t.Fatalf("helper: got %v, want killed by SIGKILL\n%s", err, tail(log.Name()))
-			}
-			if _, err := os.Stat(ran); err != nil {
-				t.Fatalf("the Fulfiller did not run before the kill: %v", err)
-			}
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			db := filepath.Join(dir, "shop.db")
-			o := seedOrders(t, db, 1)[0]
-			ev := newEvent("evt_between", orders.EventSessionCompleted, o)
-			tt.crash(t, db, dir, ev)
-			if got := readOrder(t, db, o.ID); got.Status != orders.StatusPaid || got.FulfilledAt != nil {
-				t.Fatalf("after the crash: got %s, fulfilled at %v; want paid, not fulfilled", got.Status, got.FulfilledAt)
-			}
-			for i, want := range []int{1, 0} {
-				s := startShop(t, bin, db, dir, fmt.Sprintf("start%d", i+1))
-				s.stop(t, 10*time.Second)
-				if got := fulfilledLines(t, s.logs)[o.ID]; got != want {
-					t.Errorf("start %d: got %d \"order fulfilled\" lines, want %d\n%s", i+1, got, want, tail(s.logs))
-				}
-			}
-			l := &load{orders: []orders.Order{o}, sent: []event{ev}, attempts: []attempt{{eventID: ev.id, orderID: o.ID, acked: true}}}
-			if f := verify(t, db, dir, l, true); f.fulfilled != 1 {
-				t.Errorf("got %d orders fulfilled, want 1", f.fulfilled)
-			}
-		})
-	}
-
-	// A Fulfiller that fails or panics (a crash inside the transaction, in
-	// process) records nothing; the event stays stored and FulfilPending
-	// fulfils the order once. The Fulfiller runs twice: at least once.
-	for _, failure := range []struct {
-		name string
-		fail func() error
-	}{
-		{"error", func() error { return errors.New("warehouse unreachable") }},
-		{"panic", func() error { panic("fulfiller crashed") }},
-	} {
-		t.Run("fulfiller "+failure.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			db := filepath.Join(t.TempDir(), "shop.db")
-			o := seedOrders(t, db, 1)[0]
-			st := openStore(t, db)
-			defer st.Close()
-			var logs bytes.Buffer
-			calls := 0
-			svc := orders.NewService(st, orders.FulfillerFunc(func(context.Context, orders.Order) error {
-				if calls++; calls == 1 {
-					return failure.fail()
-				}
-				return nil
-			}), slog.New(slog.NewJSONHandler(&logs, nil)))
-
-			func() {
-				defer func() { _ = recover() }() // the panic: the process would have died here
-				if _, err := svc.HandleEvent(ctx, parse(t, newEvent("evt_fail", orders.EventSessionCompleted, o))); err != nil {
-					t.Errorf("HandleEvent: %v, want the event stored although fulfilment failed", err)
-				}
-			}()
-			if got := readOrder(t, db, o.ID); got.Status != orders.StatusPaid || got.FulfilledAt != nil {
-				t.Fatalf("after the failure: got %s, fulfilled at %v; want paid, not fulfilled", got.Status, got.FulfilledAt)
-			}
-			for _, want := range []int{1, 0} {
-				if n, err := svc.FulfilPending(ctx); err != nil || n != want {
-					t.Fatalf("FulfilPending: got %d, %v; want %d", n, err, want)
-				}
-			}
-			if got := readOrder(t, db, o.ID); got.FulfilledAt == nil {
-				t.Error("fulfilled_at not set after FulfilPending")
-			}
-			lines := map[string]int{}
-			countFulfilled(t, "log", logs.Bytes(), lines)
-			if lines[o.ID] != 1 || calls != 2 {
-				t.Errorf("got %d \"order fulfilled\" lines and %d Fulfiller calls, want 1 and 2\n%s", lines[o.ID], calls, logs.String())
-			}
-		})
-	}
-}
-
-// TestHelperKilledInFulfilment is not a test of its own: it is the helper
-// process of TestCrashBetweenCommitAndFulfilment, and does nothing unless
-// that test runs it.
-func TestHelperKilledInFulfilment(t *testing.T) {
-	db := os.Getenv("CRASHTEST_HELPER_DB")
-	if db == "" {
-		return
-	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "shop.db")
+	o := seedOrders(t, db, 1)[0]
+	ev := newEvent("evt_left", orders.EventSessionCompleted, o)
 	st := openStore(t, db)
-	defer st.Close()
-	svc := orders.NewService(st, orders.FulfillerFunc(func(context.Context, orders.Order) error {
-		if err := os.WriteFile(os.Getenv("CRASHTEST_HELPER_RAN"), nil, 0o600); err != nil {
+	err := st.Write(context.Background(), func(ctx context.Context, tx orders.Tx) error {
+		if _, err := tx.InsertEvent(ctx, orders.EventRecord{ID: ev.id, Type: orders.EventSessionCompleted, OrderID: o.ID,
+			Outcome: orders.OutcomeApplied, Created: time.Now(), Received: time.Now(), Payload: ev.payload}); err != nil {
 			return err
 		}
-		return syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	}), slog.New(slog.NewJSONHandler(os.Stderr, nil)))
-	ev, err := orders.ParseEvent([]byte(os.Getenv("CRASHTEST_HELPER_EVENT")))
+		cur, err := tx.Order(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		cur.Status, cur.PaidAt, cur.UpdatedAt = orders.StatusPaid, &now, now
+		return tx.UpdateOrder(ctx, &cur)
+	})
+	st.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = svc.HandleEvent(context.Background(), ev)
-	time.Sleep(10 * time.Second) // the SIGKILL is on its way
-	t.Fatalf("HandleEvent returned (%v): the helper should have been killed inside the Fulfiller", err)
+	for i, want := range []int{1, 0} {
+		s := startShop(t, bin, db, dir, fmt.Sprintf("start%d", i+1))
+		s.stop(t, 10*time.Second)
+		if got := fulfilledLines(t, s.logs)[o.ID]; got != want {
+			t.Errorf("start %d: got %d \"order fulfilled\" lines, want %d\n%s", i+1, got, want, tail(s.logs))
+		}
+	}
+	l := &load{orders: []orders.Order{o}, sent: []event{ev}, attempts: []attempt{{eventID: ev.id, orderID: o.ID, acked: true}}}
+	if f := verify(t, db, dir, l, true); f.fulfilled != 1 {
+		t.Errorf("got %d orders fulfilled, want 1", f.fulfilled)
+	}
+}
+
+// TestCrashBetweenCommitAndDelivery kills the shop while its order webhook
+// is being delivered: the payment is committed with its notification, the
+// receiver has the request but has not answered. After a restart the
+// notification is delivered, with the same id and body.
+func TestCrashBetweenCommitAndDelivery(t *testing.T) {
+	skipShort(t)
+	bin := buildShop(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "shop.db")
+	o := seedOrders(t, db, 1)[0]
+	rcv := newHangingReceiver(t)
+	env := []string{"FULFILMENT_WEBHOOK_URL=" + rcv.srv.URL, "FULFILMENT_WEBHOOK_SECRET=" + receiverSecret}
+
+	s := startShop(t, bin, db, dir, "first", env...)
+	ev := newEvent("evt_deliver", orders.EventSessionCompleted, o)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := post(ctx, http.DefaultClient, s.url, ev)
+	if err != nil || !a.acked {
+		t.Fatalf("webhook: %+v, %v; want acknowledged", a, err)
+	}
+	select {
+	case <-rcv.first:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the order webhook was not attempted")
+	}
+	s.kill() // mid-delivery: the receiver holds the request
+	rcv.accept()
+
+	start := time.Now()
+	s = startShop(t, bin, db, dir, "second", env...)
+	var got received
+	select {
+	case got = <-rcv.accepted:
+	case <-time.After(40 * time.Second):
+		t.Fatalf("not delivered after the restart\n%s", tail(s.logs))
+	}
+	t.Logf("delivered %v after the restart", time.Since(start).Round(time.Millisecond))
+	s.stop(t, 10*time.Second)
+	rcv.mu.Lock()
+	first := rcv.bodies[0]
+	rcv.mu.Unlock()
+	if got.id != first.id || !bytes.Equal(got.body, first.body) {
+		t.Errorf("the delivery after the crash differs from the attempt before it:\n%s\n%s", first.body, got.body)
+	}
+	if rcv.acceptedCount() != 1 {
+		t.Errorf("accepted %d deliveries, want 1", rcv.acceptedCount())
+	}
+}
+
+const receiverSecret = "crash-receiver-secret-0123456789abcdef"
+
+// received is one delivery of the order webhook.
+type received struct {
+	id   string
+	body []byte
+}
+
+// hangingReceiver holds every delivery without answering until accept, then
+// answers 204 and reports each one.
+type hangingReceiver struct {
+	srv      *httptest.Server
+	first    chan struct{}
+	accepted chan received
+	open     chan struct{}
+	once     sync.Once
+	mu       sync.Mutex
+	bodies   []received
+	ok       int
+}
+
+func newHangingReceiver(t *testing.T) *hangingReceiver {
+	r := &hangingReceiver{first: make(chan struct{}), accepted: make(chan received, 10), open: make(chan struct{})}
+	var firstOnce sync.Once
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(req.Body)
+		if err != nil || webhook.ValidatePayload(body, req.Header.Get("Shop-Signature"), receiverSecret) != nil {
+			http.Error(w, "bad signature", http.StatusBadRequest)
+			return
+		}
+		var n struct{ ID string }
+		if err := json.Unmarshal(body, &n); err != nil {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		rec := received{id: n.ID, body: body}
+		r.mu.Lock()
+		r.bodies = append(r.bodies, rec)
+		r.mu.Unlock()
+		firstOnce.Do(func() { close(r.first) })
+		select {
+		case <-r.open:
+		case <-req.Context().Done(): // the sender died
+			return
+		}
+		r.mu.Lock()
+		r.ok++
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+		r.accepted <- rec
+	}))
+	t.Cleanup(func() { r.accept(); r.srv.Close() })
+	return r
+}
+
+func (r *hangingReceiver) accept() { r.once.Do(func() { close(r.open) }) }
+
+func (r *hangingReceiver) acceptedCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ok
 }
 
 // TestSIGTERMUnderLoad stops the shop with SIGTERM while 16 senders post new

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/sqlite"
+	"github.com/shopcheckout/shop/internal/storetest"
 )
 
 const (
@@ -85,23 +87,20 @@ func seedOrders(t *testing.T, db string, n int) []orders.Order {
 	}
 	defer st.Close()
 	list := make([]orders.Order, n)
+	now := time.Now().UTC()
 	for i := range list {
-		o := orders.Order{
+		list[i] = orders.Order{
 			ID:          fmt.Sprintf("ord_crash_%05d", i),
 			Status:      orders.StatusPending,
 			Items:       []orders.Item{{ProductID: "tshirt", Name: "T-shirt", UnitAmount: 2000, Quantity: 1}},
 			AmountTotal: 2000,
 			Currency:    "usd",
+			SessionID:   fmt.Sprintf("cs_test_crash_%05d", i),
+			CreatedAt:   now,
+			UpdatedAt:   now,
 		}
-		if err := st.CreateOrder(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-		o.SessionID = fmt.Sprintf("cs_test_crash_%05d", i)
-		if err := st.SetSession(ctx, o.ID, o.SessionID); err != nil {
-			t.Fatal(err)
-		}
-		list[i] = o
 	}
+	storetest.Seed(t, st, list...)
 	return list
 }
 
@@ -429,7 +428,7 @@ func verify(t *testing.T, db, dir string, l *load, everyLine bool) figures {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := st.ApplyEvent(ctx, parsed)
+		res, err := orders.NewService(st, slog.New(slog.DiscardHandler)).HandleEvent(ctx, parsed)
 		if err != nil {
 			t.Fatalf("apply event %s again: %v", id, err)
 		}

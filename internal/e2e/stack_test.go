@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stripe/stripe-go/v76/webhook"
+
 	"github.com/shopcheckout/shop/internal/app"
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
@@ -29,11 +31,11 @@ type stack struct {
 	shop      *app.App
 	shopURL   string
 	simURL    string
-	fulfilled *countingFulfiller
+	fulfilled *receiver
 }
 
 // newStack starts a fresh shop (SQLite in a temporary directory, demo mode,
-// a counting Fulfiller) and a simulator that signs its webhooks with the
+// an order webhook that counts notifications) and a simulator that signs its webhooks with the
 // shop's secret. Both stop when the test ends; their logs are shown if it
 // failed.
 func newStack(t testing.TB) *stack {
@@ -53,7 +55,7 @@ func newStack(t testing.TB) *stack {
 	st := &stack{
 		shopURL:   "http://" + shopLn.Addr().String(),
 		simURL:    "http://" + simLn.Addr().String(),
-		fulfilled: &countingFulfiller{calls: make(map[string]int)},
+		fulfilled: newReceiver(t),
 	}
 	secret := "whsec_" + rand.Text()
 
@@ -78,22 +80,24 @@ func newStack(t testing.TB) *stack {
 	})
 
 	env := map[string]string{
-		"STRIPE_SECRET_KEY":      "sk_test_e2eShopKey",
-		"STRIPE_PUBLISHABLE_KEY": "pk_test_e2eShopKey",
-		"STRIPE_WEBHOOK_SECRET":  secret,
-		"STRIPE_API_BASE":        st.simURL,
-		"STRIPE_TIMEOUT":         "10s",
-		"BASE_URL":               st.shopURL,
-		"DATABASE_URL":           "sqlite:" + filepath.Join(t.TempDir(), "shop.db"),
-		"CHECKOUT_ORIGINS":       st.simURL,
-		"DEMO_MODE":              "true",
+		"STRIPE_SECRET_KEY":         "sk_test_e2eShopKey",
+		"STRIPE_PUBLISHABLE_KEY":    "pk_test_e2eShopKey",
+		"STRIPE_WEBHOOK_SECRET":     secret,
+		"STRIPE_API_BASE":           st.simURL,
+		"STRIPE_TIMEOUT":            "10s",
+		"BASE_URL":                  st.shopURL,
+		"DATABASE_URL":              "sqlite:" + filepath.Join(t.TempDir(), "shop.db"),
+		"CHECKOUT_ORIGINS":          st.simURL,
+		"DEMO_MODE":                 "true",
+		"FULFILMENT_WEBHOOK_URL":    st.fulfilled.url,
+		"FULFILMENT_WEBHOOK_SECRET": receiverSecret,
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st.shop, err = app.New(ctx, cfg, log.With("component", "shop"), app.Options{Fulfiller: st.fulfilled})
+	st.shop, err = app.New(ctx, cfg, log.With("component", "shop"), app.Options{})
 	if err != nil {
 		cancel()
 		t.Fatalf("app.New: %v", err)
@@ -128,7 +132,7 @@ func (s *stack) waitOrder(t testing.TB, sessionID string, want orders.Status) or
 	var o orders.Order
 	err := poll(10*time.Second, func() (bool, error) {
 		var err error
-		o, err = s.shop.Store.OrderBySession(context.Background(), sessionID)
+		o, err = s.shop.Orders.OrderBySession(context.Background(), sessionID)
 		if err != nil {
 			return false, err
 		}
@@ -143,7 +147,7 @@ func (s *stack) waitOrder(t testing.TB, sessionID string, want orders.Status) or
 // order returns the order of the Checkout Session as it is now.
 func (s *stack) order(t testing.TB, sessionID string) orders.Order {
 	t.Helper()
-	o, err := s.shop.Store.OrderBySession(context.Background(), sessionID)
+	o, err := s.shop.Orders.OrderBySession(context.Background(), sessionID)
 	if err != nil {
 		t.Fatalf("order of session %s: %v", sessionID, err)
 	}
@@ -203,44 +207,77 @@ func (s *stack) simPost(t testing.TB, path string) {
 	}
 }
 
-// assertFulfilledOnce checks that the Fulfiller ran exactly once for the
-// order, and for no other order, once every webhook has landed.
+// assertFulfilledOnce checks that the order webhook received exactly one
+// order.paid notification for the order, and none for any other, once every
+// Stripe webhook has landed.
 func (s *stack) assertFulfilledOnce(t testing.TB, orderID string) {
 	t.Helper()
 	s.waitWebhooks(t)
+	if err := poll(10*time.Second, func() (bool, error) { return s.fulfilled.count(orderID) > 0, nil }); err != nil {
+		t.Fatalf("no order.paid notification for %s: %v", orderID, err)
+	}
+	time.Sleep(100 * time.Millisecond) // a second one would arrive by now
 	if got := s.fulfilled.count(orderID); got != 1 {
-		t.Errorf("fulfilments of %s: got %d, want 1", orderID, got)
+		t.Errorf("order.paid notifications for %s: got %d, want 1", orderID, got)
 	}
 	if got := s.fulfilled.total(); got != 1 {
-		t.Errorf("fulfilments in all: got %d, want 1", got)
+		t.Errorf("order.paid notifications in all: got %d, want 1", got)
 	}
 }
 
-// countingFulfiller counts fulfilments per order.
-type countingFulfiller struct {
-	mu    sync.Mutex
-	calls map[string]int
+const receiverSecret = "e2e-receiver-secret-0123456789abcdef"
+
+// receiver is the shop owner's order webhook: it checks each delivery's
+// signature and counts distinct order.paid notifications per order.
+type receiver struct {
+	url string
+	mu  sync.Mutex
+	ids map[string]map[string]bool // order id → notification ids
 }
 
-func (f *countingFulfiller) Fulfill(_ context.Context, o orders.Order) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls[o.ID]++
-	return nil
+func newReceiver(t testing.TB) *receiver {
+	r := &receiver{ids: map[string]map[string]bool{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(req.Body)
+		if err != nil || webhook.ValidatePayload(body, req.Header.Get("Shop-Signature"), receiverSecret) != nil {
+			http.Error(w, "bad signature", http.StatusBadRequest)
+			return
+		}
+		var n struct {
+			ID, Type string
+			Data     struct{ Order orders.Order }
+		}
+		if err := json.Unmarshal(body, &n); err != nil {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		if n.Type == orders.NotifyOrderPaid {
+			r.mu.Lock()
+			if r.ids[n.Data.Order.ID] == nil {
+				r.ids[n.Data.Order.ID] = map[string]bool{}
+			}
+			r.ids[n.Data.Order.ID][n.ID] = true
+			r.mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	r.url = srv.URL
+	return r
 }
 
-func (f *countingFulfiller) count(orderID string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[orderID]
+func (r *receiver) count(orderID string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ids[orderID])
 }
 
-func (f *countingFulfiller) total() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (r *receiver) total() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	n := 0
-	for _, c := range f.calls {
-		n += c
+	for _, ids := range r.ids {
+		n += len(ids)
 	}
 	return n
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shopcheckout/shop/internal/orders"
 )
 
 // Metrics holds the shop's collectors, registered on one registry.
@@ -28,6 +30,9 @@ type Metrics struct {
 	stripeErrs  *prometheus.CounterVec
 	storeErrs   *prometheus.CounterVec
 	rateLimited prometheus.Counter
+	deliveries  *prometheus.CounterVec
+	outboxDepth *prometheus.GaugeVec
+	outboxAge   prometheus.Gauge
 }
 
 // New builds the collectors on a fresh registry, with Go runtime and process
@@ -62,8 +67,18 @@ func New() *Metrics {
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shop_rate_limited_total", Help: "Checkout requests refused by the rate limiter.",
 		}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_notification_deliveries_total", Help: "Notification delivery attempts by type, channel and outcome (delivered, failed, dead).",
+		}, []string{"type", "channel", "outcome"}),
+		outboxDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shop_outbox_notifications", Help: "Notifications not yet delivered, by status (pending, dead).",
+		}, []string{"status"}),
+		outboxAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shop_outbox_oldest_pending_seconds", Help: "Age of the oldest notification not yet delivered (0 when none).",
+		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.webhooks, m.fulfilments, m.stripe, m.stripeErrs, m.storeErrs, m.rateLimited,
+		m.deliveries, m.outboxDepth, m.outboxAge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -129,4 +144,26 @@ func (m *Metrics) RateLimited() {
 	if m != nil {
 		m.rateLimited.Inc()
 	}
+}
+
+// Delivered records one notification delivery attempt.
+func (m *Metrics) Delivered(notificationType, channel, outcome string) {
+	if m != nil {
+		m.deliveries.WithLabelValues(notificationType, channel, outcome).Inc()
+	}
+}
+
+// Queue records the outbox's depth and the age of its oldest pending
+// notification.
+func (m *Metrics) Queue(st orders.OutboxStats, now time.Time) {
+	if m == nil {
+		return
+	}
+	m.outboxDepth.WithLabelValues("pending").Set(float64(st.Pending))
+	m.outboxDepth.WithLabelValues("dead").Set(float64(st.Dead))
+	age := 0.0
+	if st.OldestQueued != nil {
+		age = max(0, now.Sub(*st.OldestQueued).Seconds())
+	}
+	m.outboxAge.Set(age)
 }

@@ -61,14 +61,27 @@ func ParseEvent(body []byte) (Event, error) {
 	if !strings.HasPrefix(env.Type, "checkout.session.") {
 		return ev, nil
 	}
+	s, err := ParseSession(env.Data.Object)
+	if err != nil {
+		return Event{}, err
+	}
+	ev.Session = s
+	return ev, nil
+}
+
+// ParseSession reads a checkout.session object as Stripe sends it, in an
+// event or in answer to a retrieve call. It is the one reading of a session:
+// the webhook and the success page both go through it, so a null amount is
+// nil (not 0) on both paths.
+func ParseSession(object []byte) (Session, error) {
 	var so sessionObject
-	if err := json.Unmarshal(env.Data.Object, &so); err != nil {
-		return Event{}, fmt.Errorf("decode checkout session: %w", err)
+	if err := json.Unmarshal(object, &so); err != nil {
+		return Session{}, fmt.Errorf("decode checkout session: %w", err)
 	}
 	if so.Object != "checkout.session" || so.ID == "" {
-		return Event{}, errors.New("decode checkout session: not a checkout.session")
+		return Session{}, errors.New("decode checkout session: not a checkout.session")
 	}
-	ev.Session = Session{
+	s := Session{
 		ID:             so.ID,
 		OrderID:        so.ClientReferenceID,
 		Status:         so.Status,
@@ -78,11 +91,11 @@ func ParseEvent(body []byte) (Event, error) {
 		Currency:       so.Currency,
 		Email:          so.CustomerEmail,
 	}
-	if ev.Session.OrderID == "" {
-		ev.Session.OrderID = so.Metadata["order_id"]
+	if s.OrderID == "" {
+		s.OrderID = so.Metadata["order_id"]
 	}
 	if so.CustomerDetails != nil && so.CustomerDetails.Email != "" {
-		ev.Session.Email = so.CustomerDetails.Email
+		s.Email = so.CustomerDetails.Email
 	}
-	return ev, nil
+	return s, nil
 }

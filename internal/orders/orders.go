@@ -6,11 +6,11 @@
 package orders
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -74,6 +74,29 @@ type Order struct {
 	FulfilledAt *time.Time `json:"fulfilledAt,omitempty"`
 	// Review says why the order needs a person, when Status is StatusNeedsReview.
 	Review string `json:"review,omitempty"`
+	// Version counts the order's updates; a store writes an update only over
+	// the version it was read at, so a lost update shows as an error.
+	Version int64 `json:"-"`
+}
+
+// Validate checks what every store relies on before an order is written.
+func (o Order) Validate() error {
+	switch {
+	case o.ID == "":
+		return errors.New("empty order id")
+	case !o.Status.Valid():
+		return fmt.Errorf("order %s: invalid status %q", o.ID, o.Status)
+	case o.AmountTotal < 0:
+		return fmt.Errorf("order %s: negative amount %d", o.ID, o.AmountTotal)
+	case o.Currency == "":
+		return fmt.Errorf("order %s: no currency", o.ID)
+	}
+	for _, it := range o.Items {
+		if it.Quantity < 1 || it.UnitAmount < 0 || it.ProductID == "" {
+			return fmt.Errorf("order %s: invalid item %+v", o.ID, it)
+		}
+	}
+	return nil
 }
 
 // NewID returns a fresh, unguessable order id: "ord_" and 24 lower-case
@@ -134,179 +157,4 @@ type Event struct {
 	Created    time.Time
 	Session    Session
 	Payload    []byte // the raw body, kept for audit and replay
-}
-
-// Outcome is the status an observation asks for, before the order's own state
-// and the amount check are taken into account. "" means no change.
-func Outcome(eventType string, s Session) Status {
-	switch eventType {
-	case EventSessionCompleted, "": // "" is a direct read of the session
-		switch {
-		case s.Status == "expired":
-			return StatusExpired
-		case s.Status != "complete" && eventType == "":
-			return "" // still open
-		case s.PaymentStatus == "paid" || s.PaymentStatus == "no_payment_required":
-			return StatusPaid
-		default:
-			return StatusProcessing
-		}
-	case EventAsyncPaymentSucceeded:
-		return StatusPaid
-	case EventAsyncPaymentFailed:
-		return StatusFailed
-	case EventSessionExpired:
-		return StatusExpired
-	}
-	return ""
-}
-
-// rank orders statuses so that the result of a set of events does not depend
-// on the order they arrive in: an order only ever moves up.
-func rank(s Status) int {
-	switch s {
-	case StatusPending:
-		return 0
-	case StatusProcessing:
-		return 1
-	case StatusExpired:
-		return 2
-	case StatusFailed:
-		return 3
-	case StatusPaid:
-		return 4
-	case StatusNeedsReview:
-		return 5
-	}
-	return -1
-}
-
-// Change is the result of applying an observation to an order.
-type Change struct {
-	Status  Status
-	Email   string
-	Review  string
-	Changed bool // whether anything about the order changed
-}
-
-// Next decides what an observation of the order's Checkout Session (from an
-// event of eventType, or "" for a direct read) does to the order. It is pure:
-// stores call it inside the transaction that holds the order.
-//
-// The rules: the state only moves up the lifecycle (so any arrival order of the
-// same events ends in the same state, and paid never goes back); an amount or
-// currency that differs from what the order recorded sends it to needs_review
-// unless it is already paid. Stripe's figures are fixed for a session, so
-// every event of one session agrees on them.
-func Next(o Order, eventType string, s Session) Change {
-	c := Change{Status: o.Status, Email: o.Email, Review: o.Review}
-	if eventType != "" && !Handled(eventType) {
-		return c
-	}
-	if c.Email == "" && s.Email != "" {
-		c.Email = s.Email
-	}
-	want := Outcome(eventType, s)
-	if want != "" && o.Status != StatusPaid && o.Status != StatusNeedsReview {
-		if reason := mismatch(o, s); reason != "" {
-			want, c.Review = StatusNeedsReview, reason
-		}
-	}
-	if want != "" && rank(want) > rank(o.Status) && o.Status != StatusPaid {
-		c.Status = want
-	}
-	if c.Status != StatusNeedsReview {
-		c.Review = o.Review
-	}
-	c.Changed = c.Status != o.Status || c.Email != o.Email || c.Review != o.Review
-	return c
-}
-
-// mismatch says how Stripe's figures differ from the order's, or "". The
-// subtotal is compared when Stripe gives it, since promotion codes, tax and
-// shipping legitimately change the total; otherwise the total is.
-func mismatch(o Order, s Session) string {
-	amount := s.AmountSubtotal
-	if amount == nil {
-		amount = s.AmountTotal
-	}
-	if amount != nil && *amount != o.AmountTotal {
-		return "amount differs from the order"
-	}
-	if s.Currency != "" && !strings.EqualFold(s.Currency, o.Currency) {
-		return "currency differs from the order"
-	}
-	return ""
-}
-
-// ApplyResult says what storing and applying an event did.
-type ApplyResult struct {
-	Duplicate bool   // the event id was already stored: nothing was done
-	Matched   bool   // the event belongs to an order of this shop
-	Order     Order  // the order after the event, when Matched
-	Previous  Status // the order's status before the event, when Matched
-}
-
-// ListFilter narrows ListOrders.
-type ListFilter struct {
-	Status Status // "" for every status
-	Limit  int    // how many: 0 or less means DefaultListLimit, more than MaxListLimit means MaxListLimit
-}
-
-// Limits of ListOrders, the same in every store.
-const (
-	DefaultListLimit = 200
-	MaxListLimit     = 1000
-)
-
-// Bound is the number of orders the filter asks for, within the limits.
-func (f ListFilter) Bound() int {
-	if f.Limit <= 0 {
-		return DefaultListLimit
-	}
-	return min(f.Limit, MaxListLimit)
-}
-
-// Store keeps orders and the events applied to them. Implementations make each
-// method atomic: ApplyEvent stores the event and changes the order in one
-// transaction, and Fulfil never calls fn twice for the same order.
-type Store interface {
-	// CreateOrder records a new pending order; ErrDuplicate if the id is
-	// taken.
-	CreateOrder(ctx context.Context, o Order) error
-	// SetSession records the Checkout Session created for a pending order.
-	SetSession(ctx context.Context, orderID, sessionID string) error
-	// Order returns one order, or ErrNotFound.
-	Order(ctx context.Context, id string) (Order, error)
-	// OrderBySession returns the order for a Checkout Session, or ErrNotFound.
-	OrderBySession(ctx context.Context, sessionID string) (Order, error)
-	// ListOrders returns orders, newest first.
-	ListOrders(ctx context.Context, f ListFilter) ([]Order, error)
-	// ApplyEvent stores a verified event (unique on its id) and applies it to
-	// its order, all in one transaction. A known event id is a no-op.
-	ApplyEvent(ctx context.Context, ev Event) (ApplyResult, error)
-	// Reconcile applies a direct read of a Checkout Session to its order, as
-	// the success page does. It returns the order afterwards.
-	Reconcile(ctx context.Context, s Session) (Order, error)
-	// Fulfil calls fn for a paid, unfulfilled order and records fulfilled_at
-	// in the same transaction, so concurrent callers fulfil it once. It
-	// reports whether this call fulfilled the order; if fn fails nothing is
-	// recorded. fn holds the store's write lock while it runs: keep it quick.
-	Fulfil(ctx context.Context, orderID string, fn func(context.Context, Order) error) (bool, error)
-	// Unfulfilled lists the ids of paid orders not yet fulfilled, oldest
-	// first: work left over by a crash.
-	Unfulfilled(ctx context.Context) ([]string, error)
-	// Ping reports whether the store answers.
-	Ping(ctx context.Context) error
-	// Close releases the store.
-	Close() error
-}
-
-// Leaser is implemented by stores that several shop instances share, so that
-// a periodic job (reconciliation) runs on one instance at a time. A store
-// without it serves one instance, which always runs its jobs.
-type Leaser interface {
-	// TryLease takes the named lease for holder for ttl if it is free,
-	// expired or already holder's, and reports whether holder has it.
-	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 }

@@ -2,101 +2,440 @@ package orders
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"sync"
+	"time"
 )
 
-// Fulfiller delivers a paid order: ships it, grants access, sends the email.
-// The Service calls it inside the store transaction that records
-// fulfilled_at, so however many paths race to fulfil an order, one call
-// wins. If it returns an error nothing is recorded and a later attempt
-// retries. If the process dies after Fulfill returns but before the commit,
-// the restart runs it again: delivery is at least once, so a Fulfiller with
-// outside effects should use the order id as its idempotency key.
-type Fulfiller interface {
-	Fulfill(ctx context.Context, o Order) error
-}
-
-// FulfillerFunc adapts a function to Fulfiller.
-type FulfillerFunc func(ctx context.Context, o Order) error
-
-// Fulfill calls f.
-func (f FulfillerFunc) Fulfill(ctx context.Context, o Order) error { return f(ctx, o) }
-
-// RecordOnly is the default Fulfiller: it has no outside effect, so
-// fulfilment is the fulfilled_at the store records (exactly once, in the
-// same transaction) and the "order fulfilled" line the Service logs after
-// the commit.
-type RecordOnly struct{}
-
-// Fulfill does nothing: recording is the store's part, logging the Service's.
-func (RecordOnly) Fulfill(context.Context, Order) error { return nil }
-
-// Service applies what Stripe reports to orders and fulfils paid ones. Both
-// the webhook and the success page go through it, so whichever arrives first
-// does the work and the other finds nothing left to do.
+// Service is the one door through which anything writes an order: placing
+// it at checkout, recording its Checkout Session, applying what Stripe
+// reports (an event or a direct read of the session), fulfilling it, and the
+// delivery state of its notifications. Every rule about what a write does
+// lives here, once; the stores only run the transactions it describes.
+//
+// Fulfilling a paid order means recording fulfilled_at and queuing its
+// notifications in the same transaction that records the payment, then,
+// once that has committed, logging one "order fulfilled" line. The webhook,
+// the success page and the periodic sweep all go through here, so whichever
+// comes first does the work and the others find nothing left to do.
 type Service struct {
-	store       Store
-	fulfiller   Fulfiller
-	log         *slog.Logger
-	onFulfilled func(Order)
+	store        Store
+	log          *slog.Logger
+	now          func() time.Time
+	channels     Channels
+	onFulfilled  func(Order)
+	onQueued     func()
+	onStoreError func(op string)
+	writeTimeout time.Duration
+
+	mu        sync.Mutex
+	lastWrite error // the latest write's store failure, or nil
 }
 
 // ServiceOption configures NewService.
 type ServiceOption func(*Service)
 
-// OnFulfilled has f called after each fulfilment commits (for metrics).
-func OnFulfilled(f func(Order)) ServiceOption {
-	return func(s *Service) { s.onFulfilled = f }
-}
+// WithClock sets the clock of the times the Service records (default
+// time.Now).
+func WithClock(now func() time.Time) ServiceOption { return func(s *Service) { s.now = now } }
 
-// NewService builds a Service. A nil fulfiller means RecordOnly.
-func NewService(store Store, fulfiller Fulfiller, log *slog.Logger, opts ...ServiceOption) *Service {
-	if fulfiller == nil {
-		fulfiller = RecordOnly{}
+// WithChannels says which notifications a fulfilment queues (default none).
+func WithChannels(c Channels) ServiceOption { return func(s *Service) { s.channels = c } }
+
+// OnFulfilled has f called after each fulfilment commits (for metrics).
+func OnFulfilled(f func(Order)) ServiceOption { return func(s *Service) { s.onFulfilled = f } }
+
+// OnQueued has f called after every commit that queued or re-queued
+// notifications, so a dispatcher can deliver them at once. f must not block.
+func OnQueued(f func()) ServiceOption { return func(s *Service) { s.onQueued = f } }
+
+// OnStoreError has f told the operation of every write the store failed
+// (for metrics).
+func OnStoreError(f func(op string)) ServiceOption { return func(s *Service) { s.onStoreError = f } }
+
+// NewService builds a Service over store.
+func NewService(store Store, log *slog.Logger, opts ...ServiceOption) *Service {
+	s := &Service{
+		store: store, log: log, now: time.Now,
+		onFulfilled: func(Order) {}, onQueued: func() {}, onStoreError: func(string) {},
+		writeTimeout: 30 * time.Second,
 	}
-	s := &Service{store: store, fulfiller: fulfiller, log: log, onFulfilled: func(Order) {}}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
 }
 
-// HandleEvent stores and applies a verified event, then fulfils its order if
-// it is paid. The event is durable once HandleEvent returns nil; a fulfilment
-// failure after that is logged and retried by FulfilPending, not returned, so
-// Stripe does not redeliver an event that was already applied.
-func (s *Service) HandleEvent(ctx context.Context, ev Event) (ApplyResult, error) {
-	res, err := s.store.ApplyEvent(ctx, ev)
+// ErrRule marks a write refused by a rule of the shop (an order that
+// already has another session, a notification that is not dead), as opposed
+// to a store that failed.
+var ErrRule = errors.New("refused")
+
+func ruleErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrRule, fmt.Sprintf(format, args...))
+}
+
+// effects is what a write leaves to do once it has committed.
+type effects struct {
+	changes   []statusChange
+	fulfilled []Order
+	queued    int
+}
+
+type statusChange struct {
+	from  Status
+	order Order
+	attrs []slog.Attr
+}
+
+// write runs fn in one store transaction. The transaction does not end
+// with the caller's context: once a write has begun it runs to its commit
+// (a shopper who closes the tab, or Stripe dropping the connection, must not
+// leave half a fulfilment), bounded by the write timeout. What follows the
+// commit (log lines, hooks, waking the dispatcher) runs here too, never on
+// the request's goroutine's terms.
+func (s *Service) write(ctx context.Context, op string, fn func(ctx context.Context, tx Tx, fx *effects) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.writeTimeout)
+	defer cancel()
+	var fx effects
+	err := s.store.Write(ctx, func(ctx context.Context, tx Tx) error {
+		fx = effects{}
+		return fn(ctx, tx, &fx)
+	})
+	s.noteWrite(op, err)
 	if err != nil {
-		return res, fmt.Errorf("apply event %s: %w", ev.ID, err)
+		return err
+	}
+	s.afterCommit(ctx, fx)
+	return nil
+}
+
+// noteWrite remembers whether the store failed the latest write.
+func (s *Service) noteWrite(op string, err error) {
+	if err != nil && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrDuplicate) || errors.Is(err, ErrRule)) {
+		return // an answer, not a failure
+	}
+	s.mu.Lock()
+	s.lastWrite = err
+	s.mu.Unlock()
+	if err != nil {
+		s.onStoreError(op)
+	}
+}
+
+// What Health reports.
+var (
+	ErrStoreDown     = errors.New("store does not answer")
+	ErrWritesFailing = errors.New("store writes failing")
+)
+
+// Health reports whether the store answers (else ErrStoreDown) and took the
+// latest write (else ErrWritesFailing). A read-only database, a full disk
+// or a lock held past the busy timeout only show when something is written.
+func (s *Service) Health(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrStoreDown, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastWrite != nil {
+		return fmt.Errorf("%w: %w", ErrWritesFailing, s.lastWrite)
+	}
+	return nil
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func (s *Service) afterCommit(ctx context.Context, fx effects) {
+	for _, c := range fx.changes {
+		s.logChange(ctx, c.from, c.order, c.attrs...)
+	}
+	for _, o := range fx.fulfilled {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "order fulfilled",
+			slog.String("order_id", o.ID),
+			slog.Int64("amount", o.AmountTotal),
+			slog.String("currency", o.Currency),
+			slog.String("email", o.Email),
+			slog.String("session_id", o.SessionID),
+		)
+		s.onFulfilled(o)
+	}
+	if fx.queued > 0 {
+		s.onQueued()
+	}
+}
+
+// Placement is a request to place an order.
+type Placement struct {
+	// RequestKey names the request: the same key names the same order,
+	// which is reused while it is pending, so a double submit places one
+	// order. It must hold a secret the server handed out (a form token).
+	// "" places a fresh order every time.
+	RequestKey string
+	Items      []Item
+	Currency   string
+}
+
+// PlaceOrder records a pending order for p, priced from its items, or finds
+// the pending order the same request placed before (reused reports which).
+// An order the same request placed that went on (paid, expired...) is not
+// reused: the request is a new purchase.
+func (s *Service) PlaceOrder(ctx context.Context, p Placement) (o Order, reused bool, err error) {
+	now := s.clock()
+	o = Order{ID: NewID(), Status: StatusPending, Items: p.Items, Currency: p.Currency, CreatedAt: now, UpdatedAt: now}
+	for _, it := range p.Items {
+		if it.Quantity > 0 && it.UnitAmount > (math.MaxInt64-o.AmountTotal)/it.Quantity {
+			return Order{}, false, ruleErr("order amount overflows")
+		}
+		o.AmountTotal += it.UnitAmount * it.Quantity
+	}
+	if p.RequestKey != "" {
+		o.ID = IDFor(p.RequestKey)
+	}
+	if err := o.Validate(); err != nil {
+		return Order{}, false, ruleErr("%v", err)
+	}
+	err = s.write(ctx, "create_order", func(ctx context.Context, tx Tx, _ *effects) error {
+		reused = false
+		err := tx.InsertOrder(ctx, o)
+		if !errors.Is(err, ErrDuplicate) {
+			return err
+		}
+		existing, err := tx.Order(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		if existing.Status == StatusPending {
+			o, reused = existing, true
+			return nil
+		}
+		o.ID = NewID()
+		return tx.InsertOrder(ctx, o)
+	})
+	if err != nil {
+		return Order{}, false, fmt.Errorf("place order: %w", err)
+	}
+	if reused {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "repeated checkout request: reusing the pending order", slog.String("order_id", o.ID))
+	}
+	return o, reused, nil
+}
+
+// AttachSession records the Checkout Session created for an order. Recording
+// the session it has is a no-op; another one is refused.
+func (s *Service) AttachSession(ctx context.Context, orderID, sessionID string) error {
+	if sessionID == "" {
+		return ruleErr("empty session id")
+	}
+	err := s.write(ctx, "set_session", func(ctx context.Context, tx Tx, _ *effects) error {
+		o, err := tx.Order(ctx, orderID)
+		switch {
+		case err != nil:
+			return err
+		case o.SessionID == sessionID:
+			return nil
+		case o.SessionID != "":
+			return ruleErr("order already has session %s", o.SessionID)
+		}
+		switch other, err := tx.OrderBySession(ctx, sessionID); {
+		case err == nil:
+			return ruleErr("session %s belongs to order %s", sessionID, other.ID)
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		o.SessionID, o.UpdatedAt = sessionID, s.clock()
+		return tx.UpdateOrder(ctx, &o)
+	})
+	if err != nil {
+		return fmt.Errorf("record session of order %s: %w", orderID, err)
+	}
+	return nil
+}
+
+// HandleEvent stores a verified event and applies it to its order in one
+// write: the event row, the order's new state, and, when the event pays the
+// order, its fulfilment and notifications. The event is durable once
+// HandleEvent returns nil. A known event id changes nothing, except that it
+// completes the fulfilment of a paid order that lacks one.
+func (s *Service) HandleEvent(ctx context.Context, ev Event) (ApplyResult, error) {
+	if ev.ID == "" {
+		return ApplyResult{}, ruleErr("event without id")
+	}
+	handled := Handled(ev.Type)
+	var res ApplyResult
+	err := s.write(ctx, "apply_event", func(ctx context.Context, tx Tx, fx *effects) error {
+		res = ApplyResult{}
+		o, found, err := findOrder(ctx, tx, ev.Session)
+		if err != nil {
+			return err
+		}
+		rec := EventRecord{
+			ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, SessionID: ev.Session.ID,
+			Outcome: eventOutcome(handled, found), Created: ev.Created, Received: s.clock(), Payload: ev.Payload,
+		}
+		if found {
+			rec.OrderID = o.ID
+		}
+		stored, err := tx.InsertEvent(ctx, rec)
+		if err != nil {
+			return err
+		}
+		if !stored {
+			res.Duplicate = true
+			if found {
+				return s.complete(ctx, tx, o, fx)
+			}
+			return nil
+		}
+		res.Stored = rec.Outcome
+		if !found {
+			return nil
+		}
+		res.Matched, res.Previous, res.Order = true, o.Status, o
+		if !handled {
+			return nil
+		}
+		res.Order, err = s.observe(ctx, tx, o, ev.Type, ev.Session, fx, slog.String("event_id", ev.ID), slog.String("type", ev.Type))
+		return err
+	})
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply event %s: %w", ev.ID, err)
 	}
 	switch {
 	case res.Duplicate:
 		s.log.LogAttrs(ctx, slog.LevelInfo, "duplicate event ignored", slog.String("event_id", ev.ID), slog.String("type", ev.Type))
-	case !res.Matched && Handled(ev.Type):
+	case !res.Matched && handled:
 		s.log.LogAttrs(ctx, slog.LevelWarn, "event for a session this shop did not create",
 			slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("session_id", ev.Session.ID))
-	case res.Matched:
-		s.logChange(ctx, res.Previous, res.Order, slog.String("event_id", ev.ID), slog.String("type", ev.Type))
-		s.fulfil(ctx, res.Order) // res.Order stays as the event left it: the webhook needs no more
 	}
 	return res, nil
 }
 
-// Reconcile applies a direct read of a Checkout Session (the success page's)
-// to its order and fulfils it if it is paid.
-func (s *Service) Reconcile(ctx context.Context, sess Session) (Order, error) {
-	o, err := s.store.Reconcile(ctx, sess)
-	if err != nil {
-		return o, fmt.Errorf("reconcile session: %w", err)
+// eventOutcome is the outcome stored with a new event.
+func eventOutcome(handled, matched bool) string {
+	switch {
+	case !handled:
+		return OutcomeIgnored
+	case !matched:
+		return OutcomeUnmatched
 	}
-	s.fulfil(ctx, o)
-	return s.reload(ctx, o), nil
+	return OutcomeApplied
 }
 
-// FulfilPending fulfils paid orders left unfulfilled, such as by a crash
-// between an event's commit and its fulfilment. It returns how many it did.
+// SyncSession applies a direct read of a Checkout Session (the success
+// page's) to its order, fulfils it if that pays it, and returns the order
+// afterwards, or an error wrapping ErrNotFound.
+func (s *Service) SyncSession(ctx context.Context, sess Session) (Order, error) {
+	var out Order
+	err := s.write(ctx, "sync_session", func(ctx context.Context, tx Tx, fx *effects) error {
+		o, found, err := findOrder(ctx, tx, sess)
+		switch {
+		case err != nil:
+			return err
+		case !found:
+			return ErrNotFound
+		}
+		out, err = s.observe(ctx, tx, o, "", sess, fx, slog.String("session_id", sess.ID))
+		return err
+	})
+	if err != nil {
+		return Order{}, fmt.Errorf("sync session %s: %w", sess.ID, err)
+	}
+	return out, nil
+}
+
+// findOrder finds the order a Checkout Session belongs to: the one that
+// recorded the session, or else the one the session names (its
+// client_reference_id or metadata) if that order has no other session.
+func findOrder(ctx context.Context, tx Tx, sess Session) (Order, bool, error) {
+	if sess.ID != "" {
+		o, err := tx.OrderBySession(ctx, sess.ID)
+		if err == nil {
+			return o, true, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return Order{}, false, err
+		}
+	}
+	if sess.OrderID == "" {
+		return Order{}, false, nil
+	}
+	o, err := tx.Order(ctx, sess.OrderID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Order{}, false, nil
+	case err != nil:
+		return Order{}, false, err
+	case o.SessionID != "" && o.SessionID != sess.ID:
+		return Order{}, false, nil // the order belongs to another session
+	}
+	return o, true, nil
+}
+
+// observe applies an observation of o's session inside tx: the state
+// machine, the session recorded on an order found by its id, and the
+// fulfilment when the order is paid. It saves the order if anything changed
+// and returns it.
+func (s *Service) observe(ctx context.Context, tx Tx, o Order, eventType string, sess Session, fx *effects, attrs ...slog.Attr) (Order, error) {
+	now := s.clock()
+	next, changed := Observe(o, eventType, sess, now)
+	if next.SessionID == "" && sess.ID != "" {
+		next.SessionID, next.UpdatedAt, changed = sess.ID, now, true
+	}
+	fulfilled, err := s.fulfil(ctx, tx, &next, now, fx)
+	if err != nil {
+		return Order{}, err
+	}
+	if !changed && !fulfilled {
+		return o, nil
+	}
+	if err := tx.UpdateOrder(ctx, &next); err != nil {
+		return Order{}, err
+	}
+	if next.Status != o.Status {
+		fx.changes = append(fx.changes, statusChange{from: o.Status, order: next, attrs: attrs})
+	}
+	return next, nil
+}
+
+// complete fulfils o inside tx if it is paid but its fulfilment is missing.
+func (s *Service) complete(ctx context.Context, tx Tx, o Order, fx *effects) error {
+	fulfilled, err := s.fulfil(ctx, tx, &o, s.clock(), fx)
+	if err != nil || !fulfilled {
+		return err
+	}
+	return tx.UpdateOrder(ctx, &o)
+}
+
+// fulfil records the fulfilment of a paid, unfulfilled order on *o (the
+// caller saves it) and queues its notifications in tx. It reports whether
+// it did.
+func (s *Service) fulfil(ctx context.Context, tx Tx, o *Order, now time.Time, fx *effects) (bool, error) {
+	if o.Status != StatusPaid || o.FulfilledAt != nil {
+		return false, nil
+	}
+	o.FulfilledAt, o.UpdatedAt = &now, now
+	ns, err := s.channels.notifications(NotifyOrderPaid, *o, now, "")
+	if err != nil {
+		return false, err
+	}
+	if len(ns) > 0 {
+		if err := tx.InsertNotifications(ctx, ns); err != nil {
+			return false, err
+		}
+	}
+	fx.fulfilled = append(fx.fulfilled, *o)
+	fx.queued += len(ns)
+	return true, nil
+}
+
+// FulfilPending fulfils paid orders whose fulfilment is missing, such as
+// orders paid before the shop recorded fulfilment with the payment. The
+// server runs it at start-up and periodically. It returns how many it did.
 func (s *Service) FulfilPending(ctx context.Context) (int, error) {
 	ids, err := s.store.Unfulfilled(ctx)
 	if err != nil {
@@ -104,63 +443,164 @@ func (s *Service) FulfilPending(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, id := range ids {
-		done, err := s.fulfilID(ctx, id)
+		var did bool
+		err := s.write(ctx, "fulfil", func(ctx context.Context, tx Tx, fx *effects) error {
+			o, err := tx.Order(ctx, id)
+			if err != nil {
+				return err
+			}
+			before := len(fx.fulfilled)
+			if err := s.complete(ctx, tx, o, fx); err != nil {
+				return err
+			}
+			did = len(fx.fulfilled) > before
+			return nil
+		})
 		if err != nil {
-			return n, err
+			return n, fmt.Errorf("fulfil order %s: %w", id, err)
 		}
-		if done {
+		if did {
 			n++
 		}
 	}
 	return n, nil
 }
 
-func (s *Service) fulfil(ctx context.Context, o Order) {
-	if o.Status != StatusPaid || o.FulfilledAt != nil {
-		return
-	}
-	if _, err := s.fulfilID(ctx, o.ID); err != nil {
-		s.log.LogAttrs(ctx, slog.LevelError, "fulfilment failed; will retry", slog.String("order_id", o.ID), slog.Any("error", err))
-	}
+// Order returns one order, or an error wrapping ErrNotFound.
+func (s *Service) Order(ctx context.Context, id string) (Order, error) { return s.store.Order(ctx, id) }
+
+// OrderBySession returns the order of a Checkout Session, or an error
+// wrapping ErrNotFound.
+func (s *Service) OrderBySession(ctx context.Context, sessionID string) (Order, error) {
+	return s.store.OrderBySession(ctx, sessionID)
 }
 
-// fulfilID runs the Fulfiller in the store's fulfilment transaction and,
-// once that has committed, logs "order fulfilled": one line per order, never
-// two, since only the call that recorded fulfilled_at logs it.
-func (s *Service) fulfilID(ctx context.Context, id string) (bool, error) {
-	var fulfilled Order
-	done, err := s.store.Fulfil(ctx, id, func(ctx context.Context, o Order) error {
-		fulfilled = o
-		return s.fulfiller.Fulfill(ctx, o)
+// ListOrders returns orders, newest first.
+func (s *Service) ListOrders(ctx context.Context, f ListFilter) ([]Order, error) {
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, ruleErr("invalid status %q", f.Status)
+	}
+	return s.store.ListOrders(ctx, f)
+}
+
+// Notifications returns the notifications of the given orders, oldest
+// first.
+func (s *Service) Notifications(ctx context.Context, orderIDs []string) ([]Notification, error) {
+	if len(orderIDs) == 0 {
+		return nil, nil
+	}
+	return s.store.Notifications(ctx, orderIDs)
+}
+
+// OutboxStats describes the notifications not yet delivered.
+func (s *Service) OutboxStats(ctx context.Context) (OutboxStats, error) {
+	return s.store.OutboxStats(ctx)
+}
+
+// ClaimNotifications claims up to limit due notifications for holder for
+// lease (see Store.ClaimNotifications).
+func (s *Service) ClaimNotifications(ctx context.Context, holder string, limit int, lease time.Duration) ([]Notification, error) {
+	now := s.clock()
+	ns, err := s.store.ClaimNotifications(ctx, Claim{Holder: holder, Now: now, Until: now.Add(lease), Limit: limit})
+	s.noteWrite("claim_notifications", err)
+	if err != nil {
+		return nil, fmt.Errorf("claim notifications: %w", err)
+	}
+	return ns, nil
+}
+
+// Delivery is the outcome of one delivery attempt.
+type Delivery struct {
+	ID  string
+	Err error // nil: the receiver took it
+}
+
+// RecordDeliveries records attempts in one write: a delivered notification
+// is done, a failed one waits for its next attempt or, past its deadline,
+// is dead. It returns the notifications as recorded; one that is no longer
+// pending (delivered meanwhile through another claim) is left alone.
+func (s *Service) RecordDeliveries(ctx context.Context, ds []Delivery) ([]Notification, error) {
+	var out []Notification
+	err := s.write(ctx, "record_deliveries", func(ctx context.Context, tx Tx, _ *effects) error {
+		out = out[:0]
+		now := s.clock()
+		for _, d := range ds {
+			n, err := tx.Notification(ctx, d.ID)
+			if err != nil {
+				return err
+			}
+			if n.Status != NotificationPending {
+				continue
+			}
+			if d.Err == nil {
+				n = n.delivered(now)
+			} else {
+				n = n.failed(now, d.Err.Error())
+			}
+			if err := tx.UpdateNotification(ctx, n); err != nil {
+				return err
+			}
+			out = append(out, n)
+		}
+		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("fulfil order %s: %w", id, err)
+		return nil, fmt.Errorf("record deliveries: %w", err)
 	}
-	if done {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "order fulfilled",
-			slog.String("order_id", fulfilled.ID),
-			slog.Int64("amount", fulfilled.AmountTotal),
-			slog.String("currency", fulfilled.Currency),
-			slog.String("email", fulfilled.Email),
-			slog.String("session_id", fulfilled.SessionID),
-		)
-		s.onFulfilled(fulfilled)
-	}
-	return done, nil
+	return out, nil
 }
 
-// reload returns the order as stored now, or o if that fails.
-func (s *Service) reload(ctx context.Context, o Order) Order {
-	if fresh, err := s.store.Order(ctx, o.ID); err == nil {
-		return fresh
+// ErrNotDead is returned by Requeue for a notification that is not dead.
+var ErrNotDead = fmt.Errorf("%w: the notification is not dead", ErrRule)
+
+// Requeue queues a dead notification again, with a fresh retry window.
+func (s *Service) Requeue(ctx context.Context, id string) (Notification, error) {
+	var n Notification
+	err := s.write(ctx, "requeue_notification", func(ctx context.Context, tx Tx, fx *effects) error {
+		var err error
+		if n, err = tx.Notification(ctx, id); err != nil {
+			return err
+		}
+		if n.Status != NotificationDead {
+			return ErrNotDead
+		}
+		n = n.requeued(s.clock())
+		fx.queued++
+		return tx.UpdateNotification(ctx, n)
+	})
+	if err != nil {
+		return Notification{}, fmt.Errorf("requeue notification %s: %w", id, err)
 	}
-	return o
+	s.log.LogAttrs(ctx, slog.LevelInfo, "notification re-queued", slog.String("notification_id", id), slog.String("order_id", n.OrderID))
+	return n, nil
+}
+
+// Secret returns the shop's secret of that name: 32 random bytes made the
+// first time any instance asks, and kept in the store from then on.
+func (s *Service) Secret(ctx context.Context, name string) ([]byte, error) {
+	init := make([]byte, 32)
+	if _, err := rand.Read(init); err != nil {
+		return nil, err
+	}
+	var v []byte
+	err := s.write(ctx, "secret", func(ctx context.Context, tx Tx, _ *effects) error {
+		var err error
+		v, err = tx.Setting(ctx, "secret:"+name, init)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// TryLease takes the named lease for holder for ttl if it is free, expired
+// or already holder's (see Store.TryLease).
+func (s *Service) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	return s.store.TryLease(ctx, name, holder, ttl)
 }
 
 func (s *Service) logChange(ctx context.Context, from Status, o Order, attrs ...slog.Attr) {
-	if from == o.Status {
-		return
-	}
 	level := slog.LevelInfo
 	if o.Status == StatusNeedsReview {
 		level = slog.LevelWarn

@@ -89,17 +89,16 @@ func freshSchema(t *testing.T) string {
 	return u.String()
 }
 
-// fulfilments counts Fulfiller calls per order, across instances.
+// fulfilments counts fulfilments per order, across instances.
 type fulfilments struct {
 	mu sync.Mutex
 	n  map[string]int
 }
 
-func (f *fulfilments) Fulfill(_ context.Context, o orders.Order) error {
+func (f *fulfilments) add(o orders.Order) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n[o.ID]++
-	return nil
 }
 
 // TestTwoInstancesExactlyOnce runs two shops on one PostgreSQL and sends
@@ -121,16 +120,16 @@ func TestTwoInstancesExactlyOnce(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var shops []string
-	var stores []orders.Store
+	var stores []*orders.Service
 	for range 2 {
-		a, err := app.New(t.Context(), cfg, log, app.Options{Fulfiller: ful})
+		a, err := app.New(t.Context(), cfg, log, app.Options{OnFulfilled: ful.add})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { a.Close() })
 		srv := httptest.NewServer(a.Handler)
 		t.Cleanup(srv.Close)
-		shops, stores = append(shops, srv.URL), append(stores, a.Store)
+		shops, stores = append(shops, srv.URL), append(stores, a.Orders)
 	}
 
 	// 150 orders, created half on each instance.

@@ -5,11 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/shopcheckout/shop/internal/orders"
 )
-
-var _ orders.Leaser = (*Store)(nil)
 
 func TestLease(t *testing.T) {
 	t.Parallel()

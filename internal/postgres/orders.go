@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,80 +15,142 @@ import (
 )
 
 const orderColumns = `id, status, items, amount_total, currency, session_id, email, review,
-	created_at, updated_at, paid_at, fulfilled_at`
+	created_at, updated_at, paid_at, fulfilled_at, version`
+
+const notificationColumns = `id, order_id, type, channel, recipient, status, attempts, last_error,
+	next_attempt_at, created_at, delivered_at, deadline, claimed_by, claimed_until, payload`
 
 // querier is what reads need from the pool or a transaction.
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// CreateOrder records a new order, or returns an error wrapping
-// orders.ErrDuplicate if its id is taken. A zero CreatedAt is set from the
-// store's clock, and a zero UpdatedAt to CreatedAt; times are kept to the
-// microsecond.
-func (s *Store) CreateOrder(ctx context.Context, o orders.Order) error {
-	switch {
-	case o.ID == "":
-		return errors.New("postgres: create order: empty id")
-	case !o.Status.Valid():
-		return fmt.Errorf("postgres: create order %s: invalid status %q", o.ID, o.Status)
-	}
-	items, err := json.Marshal(o.Items)
+// Write runs fn in one READ COMMITTED transaction (see inTx). The orders
+// and notifications fn reads through tx are locked FOR UPDATE, so writes of
+// one order, in this process or another, take turns, and the second reads
+// what the first committed. A duplicate event waits on the events table's
+// primary key instead, and finds the id taken once the first delivery
+// commits.
+func (s *Store) Write(ctx context.Context, fn func(context.Context, orders.Tx) error) error {
+	err := inTx(ctx, s.pool, func(t pgx.Tx) error { return fn(ctx, tx{t: t}) })
 	if err != nil {
-		return fmt.Errorf("postgres: create order %s: %w", o.ID, err)
-	}
-	if o.CreatedAt.IsZero() {
-		o.CreatedAt = s.clock()
-	}
-	if o.UpdatedAt.IsZero() {
-		o.UpdatedAt = o.CreatedAt
-	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO orders (`+orderColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
-		o.ID, string(o.Status), string(items), o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
-		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt))
-	if err != nil {
-		return fmt.Errorf("postgres: create order %s: %w", o.ID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: create order %s: %w", o.ID, orders.ErrDuplicate)
+		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
 }
 
-// SetSession records the Checkout Session of an order that has none yet.
-// Setting the session it already has is a no-op; replacing a different one, or
-// taking another order's, is an error.
-func (s *Store) SetSession(ctx context.Context, orderID, sessionID string) error {
-	if sessionID == "" {
-		return fmt.Errorf("postgres: set session of order %s: empty session id", orderID)
-	}
-	err := inTx(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE orders SET session_id = $1, updated_at = $2
-			WHERE id = $3 AND session_id IS NULL`, sessionID, s.clock(), orderID)
-		if err != nil {
-			if isUniqueViolation(err) {
-				return fmt.Errorf("session %s belongs to another order: %w", sessionID, err)
-			}
-			return err
-		}
-		if tag.RowsAffected() == 1 {
-			return nil
-		}
-		// A session, once set, never changes: no lock needed to compare it.
-		o, err := getOrder(ctx, tx, "id = $1", orderID)
-		if err != nil {
-			return err
-		}
-		if o.SessionID != sessionID {
-			return fmt.Errorf("order already has session %s", o.SessionID)
-		}
-		return nil
-	})
+// tx is orders.Tx on a PostgreSQL transaction.
+type tx struct{ t pgx.Tx }
+
+func (t tx) Order(ctx context.Context, id string) (orders.Order, error) {
+	return getOrder(ctx, t.t, "id = $1 FOR UPDATE", id)
+}
+
+func (t tx) OrderBySession(ctx context.Context, sessionID string) (orders.Order, error) {
+	return getOrder(ctx, t.t, "session_id = $1 FOR UPDATE", sessionID)
+}
+
+func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
+	items, err := json.Marshal(o.Items)
 	if err != nil {
-		return fmt.Errorf("postgres: set session of order %s: %w", orderID, err)
+		return fmt.Errorf("order %s: %w", o.ID, err)
+	}
+	tag, err := t.t.Exec(ctx, `INSERT INTO orders (`+orderColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0) ON CONFLICT (id) DO NOTHING`,
+		o.ID, string(o.Status), string(items), o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
+		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt))
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("order %s: %w", o.ID, orders.ErrDuplicate)
 	}
 	return nil
+}
+
+func (t tx) UpdateOrder(ctx context.Context, o *orders.Order) error {
+	tag, err := t.t.Exec(ctx, `UPDATE orders SET status = $1, session_id = $2, email = $3, review = $4,
+		updated_at = $5, paid_at = $6, fulfilled_at = $7, version = version + 1
+		WHERE id = $8 AND version = $9`,
+		string(o.Status), nullString(o.SessionID), o.Email, o.Review, micros(o.UpdatedAt),
+		nullTime(o.PaidAt), nullTime(o.FulfilledAt), o.ID, o.Version)
+	if err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("update order %s: session %s belongs to another order: %w", o.ID, o.SessionID, err)
+		}
+		return err
+	}
+	if err := oneRow(tag); err != nil {
+		return fmt.Errorf("update order %s: %w", o.ID, err)
+	}
+	o.Version++
+	return nil
+}
+
+func (t tx) InsertEvent(ctx context.Context, e orders.EventRecord) (bool, error) {
+	payload := e.Payload
+	if payload == nil {
+		payload = []byte{} // bytea NOT NULL: an empty body is still a body
+	}
+	tag, err := t.t.Exec(ctx, `INSERT INTO events
+		(id, type, api_version, session_id, order_id, outcome, created_at, received_at, payload)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
+		e.ID, e.Type, e.APIVersion, e.SessionID, nullString(e.OrderID), e.Outcome, micros(e.Created), micros(e.Received), payload)
+	if err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (t tx) InsertNotifications(ctx context.Context, ns []orders.Notification) error {
+	if len(ns) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, n := range ns {
+		b.Queue(`INSERT INTO notifications (`+notificationColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING`,
+			n.ID, n.OrderID, n.Type, string(n.Channel), n.Recipient, string(n.Status), n.Attempts, n.LastError,
+			nullTime(n.NextAttempt), micros(n.CreatedAt), nullTime(n.DeliveredAt), micros(n.Deadline),
+			n.ClaimedBy, epochIfZero(n.ClaimedUntil), n.Payload)
+	}
+	if err := t.t.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("queue notifications: %w", err)
+	}
+	return nil
+}
+
+func (t tx) Notification(ctx context.Context, id string) (orders.Notification, error) {
+	n, err := scanNotification(t.t.QueryRow(ctx, `SELECT `+notificationColumns+` FROM notifications WHERE id = $1 FOR UPDATE`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return orders.Notification{}, fmt.Errorf("notification %s: %w", id, orders.ErrNotFound)
+	}
+	return n, err
+}
+
+func (t tx) UpdateNotification(ctx context.Context, n orders.Notification) error {
+	tag, err := t.t.Exec(ctx, `UPDATE notifications SET status = $1, attempts = $2, last_error = $3,
+		next_attempt_at = $4, delivered_at = $5, deadline = $6, claimed_by = $7, claimed_until = $8 WHERE id = $9`,
+		string(n.Status), n.Attempts, n.LastError, nullTime(n.NextAttempt), nullTime(n.DeliveredAt),
+		micros(n.Deadline), n.ClaimedBy, epochIfZero(n.ClaimedUntil), n.ID)
+	if err != nil {
+		return err
+	}
+	return oneRow(tag)
+}
+
+// Setting inserts init unless the name is taken, then reads what is stored.
+// Under READ COMMITTED the insert waits for a concurrent one of the same
+// name and then does nothing, and the select sees the winner's value.
+func (t tx) Setting(ctx context.Context, name string, init []byte) ([]byte, error) {
+	if _, err := t.t.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, init); err != nil {
+		return nil, err
+	}
+	var v []byte
+	if err := t.t.QueryRow(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // Order returns one order, or an error wrapping orders.ErrNotFound.
@@ -110,17 +173,13 @@ func (s *Store) OrderBySession(ctx context.Context, sessionID string) (orders.Or
 }
 
 // ListOrders returns orders newest first (the greater id first among orders
-// created at the same time): at most 200 by default, and never more than 1000.
+// created at the same time), within f.Bound().
 func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.Order, error) {
-	limit := f.Bound()
 	query, args := `SELECT `+orderColumns+` FROM orders`, []any{}
 	if f.Status != "" {
-		if !f.Status.Valid() {
-			return nil, fmt.Errorf("postgres: list orders: invalid status %q", f.Status)
-		}
 		query, args = query+` WHERE status = $1`, append(args, string(f.Status))
 	}
-	query, args = query+fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)+1), append(args, limit)
+	query, args = query+fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)+1), append(args, f.Bound())
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list orders: %w", err)
@@ -130,123 +189,6 @@ func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.O
 		return nil, fmt.Errorf("postgres: list orders: %w", err)
 	}
 	return list, nil
-}
-
-// ApplyEvent stores ev and applies it to its order in one transaction. An
-// event id already stored is reported as a duplicate and changes nothing.
-//
-// The insert comes first: a second delivery of the same event, from this
-// process or another, waits on the primary key until the first commits, then
-// finds the id taken. The order is then read FOR UPDATE, so events of one
-// order, and Fulfil and Reconcile on it, take turns.
-func (s *Store) ApplyEvent(ctx context.Context, ev orders.Event) (orders.ApplyResult, error) {
-	if ev.ID == "" {
-		return orders.ApplyResult{}, errors.New("postgres: apply event: empty id")
-	}
-	var res orders.ApplyResult
-	err := inTx(ctx, s.pool, func(tx pgx.Tx) error {
-		payload := ev.Payload
-		if payload == nil {
-			payload = []byte{} // bytea NOT NULL: an empty body is still a body
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO events
-			(id, type, api_version, session_id, outcome, created_at, received_at, payload)
-			VALUES ($1, $2, $3, $4, 'unmatched', $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-			ev.ID, ev.Type, ev.APIVersion, ev.Session.ID, micros(ev.Created), s.clock(), payload)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			res.Duplicate = true
-			return nil
-		}
-
-		// Only an event the shop acts on may bind a session to an order.
-		handled := orders.Handled(ev.Type)
-		o, ok, err := s.findOrder(ctx, tx, ev.Session, handled)
-		if err != nil {
-			return err
-		}
-		outcome := "ignored"
-		switch {
-		case ok && handled:
-			outcome = "applied"
-			res.Matched, res.Previous = true, o.Status
-			if res.Order, err = s.apply(ctx, tx, o, ev.Type, ev.Session); err != nil {
-				return err
-			}
-		case ok:
-			res.Matched, res.Previous, res.Order = true, o.Status, o
-		case handled:
-			outcome = "unmatched"
-		}
-		_, err = tx.Exec(ctx, `UPDATE events SET outcome = $1, order_id = $2 WHERE id = $3`,
-			outcome, nullString(o.ID), ev.ID)
-		return err
-	})
-	if err != nil {
-		return orders.ApplyResult{}, fmt.Errorf("postgres: apply event %s: %w", ev.ID, err)
-	}
-	return res, nil
-}
-
-// Reconcile applies a direct read of a Checkout Session to its order and
-// returns the order afterwards, or an error wrapping orders.ErrNotFound.
-func (s *Store) Reconcile(ctx context.Context, sess orders.Session) (orders.Order, error) {
-	var o orders.Order
-	err := inTx(ctx, s.pool, func(tx pgx.Tx) error {
-		found, ok, err := s.findOrder(ctx, tx, sess, true)
-		switch {
-		case err != nil:
-			return err
-		case !ok:
-			return orders.ErrNotFound
-		}
-		o, err = s.apply(ctx, tx, found, "", sess)
-		return err
-	})
-	if err != nil {
-		return orders.Order{}, fmt.Errorf("postgres: reconcile session %s: %w", sess.ID, err)
-	}
-	return o, nil
-}
-
-// Fulfil calls fn for a paid, unfulfilled order inside the transaction that
-// then records fulfilled_at. The order's row stays locked (FOR UPDATE) from
-// the read to the commit, so concurrent calls, in this process or another,
-// run one after another and only the first finds the order unfulfilled.
-//
-// Callers waiting for the lock hold a pool connection each, so fn should be
-// quick and must not use the store itself: with the pool taken by waiters it
-// could wait for a connection forever.
-func (s *Store) Fulfil(ctx context.Context, orderID string, fn func(context.Context, orders.Order) error) (bool, error) {
-	fulfilled := false
-	err := inTx(ctx, s.pool, func(tx pgx.Tx) error {
-		o, err := getOrder(ctx, tx, "id = $1 FOR UPDATE", orderID)
-		if err != nil {
-			return err
-		}
-		if o.Status != orders.StatusPaid || o.FulfilledAt != nil {
-			return nil // not ready, or done already
-		}
-		if err := fn(ctx, o); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `UPDATE orders SET fulfilled_at = $1
-			WHERE id = $2 AND fulfilled_at IS NULL AND status = 'paid'`, s.clock(), orderID)
-		if err != nil {
-			return err
-		}
-		if err := oneRow(tag); err != nil {
-			return err
-		}
-		fulfilled = true
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("postgres: fulfil order %s: %w", orderID, err)
-	}
-	return fulfilled, nil
 }
 
 // Unfulfilled lists the ids of paid orders not yet fulfilled, oldest order
@@ -264,73 +206,57 @@ func (s *Store) Unfulfilled(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// findOrder finds, and locks FOR UPDATE, the order a Checkout Session belongs
-// to: the one that recorded the session, or else the one the session names
-// (client_reference_id) if that order has no other session. With bind, a
-// session matched by order id is recorded on the order.
-//
-// Under READ COMMITTED a locking read that waited for another transaction
-// sees the row as that transaction committed it, so a session bound
-// meanwhile is seen by the second lookup.
-func (s *Store) findOrder(ctx context.Context, tx pgx.Tx, sess orders.Session, bind bool) (orders.Order, bool, error) {
-	if sess.ID != "" {
-		o, err := getOrder(ctx, tx, "session_id = $1 FOR UPDATE", sess.ID)
-		if !errors.Is(err, orders.ErrNotFound) {
-			return o, err == nil, err
-		}
+// Notifications returns the notifications of the given orders, oldest first.
+func (s *Store) Notifications(ctx context.Context, orderIDs []string) ([]orders.Notification, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+notificationColumns+` FROM notifications
+		WHERE order_id = ANY($1) ORDER BY created_at, id`, orderIDs)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: notifications: %w", err)
 	}
-	if sess.OrderID == "" {
-		return orders.Order{}, false, nil
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orders.Notification, error) { return scanNotification(row) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: notifications: %w", err)
 	}
-	o, err := getOrder(ctx, tx, "id = $1 FOR UPDATE", sess.OrderID)
-	switch {
-	case errors.Is(err, orders.ErrNotFound):
-		return orders.Order{}, false, nil
-	case err != nil:
-		return orders.Order{}, false, err
-	case o.SessionID != "" && o.SessionID != sess.ID:
-		return orders.Order{}, false, nil // the order belongs to another session
-	}
-	if bind && o.SessionID == "" && sess.ID != "" {
-		now := s.clock()
-		tag, err := tx.Exec(ctx, `UPDATE orders SET session_id = $1, updated_at = $2
-			WHERE id = $3 AND session_id IS NULL`, sess.ID, now, o.ID)
-		if err != nil {
-			return orders.Order{}, false, err
-		}
-		if err := oneRow(tag); err != nil {
-			return orders.Order{}, false, err
-		}
-		o.SessionID, o.UpdatedAt = sess.ID, now
-	}
-	return o, true, nil
+	return list, nil
 }
 
-// apply runs the state machine on o, which the transaction holds locked, for
-// an observation of its session, and saves the change, if any. The update is
-// still conditional on the status read, so a broken lock shows as an error
-// rather than a lost update.
-func (s *Store) apply(ctx context.Context, tx pgx.Tx, o orders.Order, eventType string, sess orders.Session) (orders.Order, error) {
-	c := orders.Next(o, eventType, sess)
-	if !c.Changed {
-		return o, nil
-	}
-	now := s.clock()
-	paidAt := o.PaidAt
-	if c.Status == orders.StatusPaid && paidAt == nil {
-		paidAt = &now
-	}
-	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $1, email = $2, review = $3, updated_at = $4, paid_at = $5
-		WHERE id = $6 AND status = $7`,
-		string(c.Status), c.Email, c.Review, now, nullTime(paidAt), o.ID, string(o.Status))
+// ClaimNotifications claims due notifications for c.Holder (see
+// orders.Store). FOR UPDATE SKIP LOCKED lets instances claim at once without
+// waiting for each other, and never two of them the same row.
+func (s *Store) ClaimNotifications(ctx context.Context, c orders.Claim) ([]orders.Notification, error) {
+	rows, err := s.pool.Query(ctx, `WITH due AS (
+			SELECT id FROM notifications
+			WHERE status = 'pending' AND next_attempt_at <= $3 AND claimed_until <= $3
+			ORDER BY next_attempt_at, id LIMIT $4
+			FOR UPDATE SKIP LOCKED)
+		UPDATE notifications n SET claimed_by = $1, claimed_until = $2
+		FROM due WHERE n.id = due.id
+		RETURNING `+prefixed("n.", notificationColumns),
+		c.Holder, micros(c.Until), micros(c.Now), c.Limit)
 	if err != nil {
-		return orders.Order{}, err
+		return nil, fmt.Errorf("postgres: claim notifications: %w", err)
 	}
-	if err := oneRow(tag); err != nil {
-		return orders.Order{}, err
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orders.Notification, error) { return scanNotification(row) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim notifications: %w", err)
 	}
-	o.Status, o.Email, o.Review, o.UpdatedAt, o.PaidAt = c.Status, c.Email, c.Review, now, paidAt
-	return o, nil
+	return list, nil
+}
+
+// OutboxStats counts the notifications not yet delivered.
+func (s *Store) OutboxStats(ctx context.Context) (orders.OutboxStats, error) {
+	var st orders.OutboxStats
+	var oldest *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT
+		count(*) FILTER (WHERE status = 'pending'),
+		count(*) FILTER (WHERE status = 'dead'),
+		min(created_at) FILTER (WHERE status = 'pending')
+		FROM notifications WHERE status <> 'delivered'`).Scan(&st.Pending, &st.Dead, &oldest)
+	if err != nil {
+		return st, fmt.Errorf("postgres: outbox stats: %w", err)
+	}
+	st.OldestQueued = utcPtr(oldest)
+	return st, nil
 }
 
 // getOrder returns the order matching where (which may end in FOR UPDATE), or
@@ -354,7 +280,7 @@ func scanOrder(row pgx.Row) (orders.Order, error) {
 		paid, fulfilled *time.Time
 	)
 	err := row.Scan(&o.ID, &status, &items, &o.AmountTotal, &o.Currency, &session, &o.Email, &o.Review,
-		&o.CreatedAt, &o.UpdatedAt, &paid, &fulfilled)
+		&o.CreatedAt, &o.UpdatedAt, &paid, &fulfilled, &o.Version)
 	if err != nil {
 		return orders.Order{}, err
 	}
@@ -370,11 +296,43 @@ func scanOrder(row pgx.Row) (orders.Order, error) {
 	return o, nil
 }
 
+// scanNotification reads a row of notificationColumns.
+func scanNotification(row pgx.Row) (orders.Notification, error) {
+	var (
+		n               orders.Notification
+		channel, status string
+		next, delivered *time.Time
+	)
+	err := row.Scan(&n.ID, &n.OrderID, &n.Type, &channel, &n.Recipient, &status, &n.Attempts, &n.LastError,
+		&next, &n.CreatedAt, &delivered, &n.Deadline, &n.ClaimedBy, &n.ClaimedUntil, &n.Payload)
+	if err != nil {
+		return orders.Notification{}, err
+	}
+	n.Channel, n.Status = orders.Channel(channel), orders.NotificationStatus(status)
+	n.NextAttempt, n.DeliveredAt = utcPtr(next), utcPtr(delivered)
+	n.CreatedAt, n.Deadline = n.CreatedAt.UTC(), n.Deadline.UTC()
+	if n.ClaimedUntil.Equal(time.Unix(0, 0)) {
+		n.ClaimedUntil = time.Time{}
+	} else {
+		n.ClaimedUntil = n.ClaimedUntil.UTC()
+	}
+	return n, nil
+}
+
+// prefixed qualifies each column of a comma-separated list.
+func prefixed(prefix, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
 // oneRow checks that an update touched exactly one row: the conditions it was
 // written under still held.
 func oneRow(tag pgconn.CommandTag) error {
 	if n := tag.RowsAffected(); n != 1 {
-		return fmt.Errorf("order changed concurrently: %d rows updated, want 1", n)
+		return fmt.Errorf("changed concurrently: %d rows updated, want 1", n)
 	}
 	return nil
 }
@@ -396,6 +354,14 @@ func nullString(s string) *string {
 // micros returns t in UTC, cut to the microsecond timestamptz keeps, so what
 // is stored is exactly what is read back.
 func micros(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// epochIfZero stores the zero time as the epoch, the column's default.
+func epochIfZero(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Unix(0, 0).UTC()
+	}
+	return micros(t)
+}
 
 // nullTime maps nil to NULL and cuts a time to the microsecond.
 func nullTime(t *time.Time) *time.Time {

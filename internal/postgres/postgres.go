@@ -23,10 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -119,42 +115,6 @@ func target(cfg *pgxpool.Config) string {
 	return fmt.Sprintf("database %q on %s:%d", c.Database, c.Host, c.Port)
 }
 
-// migration is one numbered file of migrations.
-type migration struct {
-	version int
-	name    string
-	body    string
-}
-
-// readMigrations returns the migrations in fsys, by version.
-func readMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var list []migration
-	seen := map[int]string{}
-	for _, name := range names {
-		base := path.Base(name)
-		prefix, _, _ := strings.Cut(base, "_")
-		version, err := strconv.Atoi(prefix)
-		if err != nil || version < 1 {
-			return nil, fmt.Errorf("migration %s: name does not start with a version number", base)
-		}
-		if other, ok := seen[version]; ok {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", other, base, version)
-		}
-		seen[version] = base
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, migration{version: version, name: base, body: string(body)})
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].version < list[j].version })
-	return list, nil
-}
-
 // migrate applies the migrations of fsys not applied yet, each in its own
 // transaction together with its row in schema_migrations.
 //
@@ -164,7 +124,7 @@ func readMigrations(fsys fs.FS) ([]migration, error) {
 // find it recorded. The lock goes with the commit or rollback, so a crashed
 // migrator never leaves it held.
 func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, now func() time.Time) error {
-	list, err := readMigrations(fsys)
+	list, err := orders.ReadMigrations(fsys, "migrations/*.sql")
 	if err != nil {
 		return err
 	}
@@ -181,21 +141,21 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, now func() tim
 				return fmt.Errorf("create schema_migrations: %w", err)
 			}
 			var done bool
-			err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.version).Scan(&done)
+			err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&done)
 			if err != nil || done {
 				return err // done: applied by another instance, or by an earlier start
 			}
 			// Without arguments pgx sends the file as one simple query, so it
 			// may hold several statements.
-			if _, err := tx.Exec(ctx, m.body); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-				m.version, m.name, now())
+				m.Version, m.Name, now())
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	return nil

@@ -197,10 +197,7 @@ func TestMigrationsConcurrent(t *testing.T) {
 		t.Errorf("schema_migrations mismatch (-want +got):\n%s", diff)
 	}
 	for i, s := range stores {
-		o := storetest.NewOrder(fmt.Sprintf("ord_m%d", i))
-		if err := s.CreateOrder(t.Context(), o); err != nil {
-			t.Errorf("store %d: CreateOrder: %v", i+1, err)
-		}
+		storetest.Seed(t, s, storetest.NewOrder(fmt.Sprintf("ord_m%d", i)))
 	}
 }
 
@@ -255,10 +252,8 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := storetest.NewOrder("ord_keep")
-	if err := s.CreateOrder(ctx, o); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.ApplyEvent(ctx, storetest.CompletedEvent("evt_keep", o, "paid"))
+	storetest.Seed(t, s, o)
+	res, err := storetest.NewService(s, storetest.NewClock()).HandleEvent(ctx, storetest.CompletedEvent("evt_keep", o, "paid"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,9 +269,9 @@ func TestReopen(t *testing.T) {
 	if diff := cmp.Diff(res.Order, got); diff != "" {
 		t.Errorf("order after reopening mismatch (-before +after):\n%s", diff)
 	}
-	again, err := s.ApplyEvent(ctx, storetest.CompletedEvent("evt_keep", o, "paid"))
+	again, err := storetest.NewService(s, storetest.NewClock()).HandleEvent(ctx, storetest.CompletedEvent("evt_keep", o, "paid"))
 	if err != nil || !again.Duplicate {
-		t.Errorf("ApplyEvent after reopening = %+v, %v; want a duplicate", again, err)
+		t.Errorf("HandleEvent after reopening = %+v, %v; want a duplicate", again, err)
 	}
 }
 
@@ -288,6 +283,12 @@ func TestTwoInstances(t *testing.T) {
 	ctx := t.Context()
 	dbURL := newSchema(t)
 	stores := []*Store{openURL(t, dbURL), openURL(t, dbURL)}
+	var fulfilments atomic.Int32
+	clock := storetest.NewClock()
+	svcs := []*orders.Service{
+		storetest.NewService(stores[0], clock, orders.OnFulfilled(func(orders.Order) { fulfilments.Add(1) })),
+		storetest.NewService(stores[1], clock, orders.OnFulfilled(func(orders.Order) { fulfilments.Add(1) })),
+	}
 
 	// 20 orders with two events each (completed but unpaid, then paid), every
 	// event delivered twice to each instance, all at once.
@@ -295,32 +296,27 @@ func TestTwoInstances(t *testing.T) {
 	var all []orders.Order
 	for i := range 20 {
 		o := storetest.NewOrder(fmt.Sprintf("ord_two%02d", i))
-		if err := stores[i%2].CreateOrder(ctx, o); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Seed(t, stores[i%2], o)
 		all = append(all, o)
 		events = append(events,
 			storetest.CompletedEvent("evt_"+o.ID+"_1", o, "unpaid"),
 			storetest.EventFor("evt_"+o.ID+"_2", orders.EventAsyncPaymentSucceeded, o))
-	}
-	if len(events) != 40 {
-		t.Fatalf("got %d events, want 40", len(events))
 	}
 	applied := make([]atomic.Int32, len(events))
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, ev := range events {
 		for range 2 {
-			for _, s := range stores {
+			for _, svc := range svcs {
 				wg.Go(func() {
 					<-start
-					res, err := s.ApplyEvent(ctx, ev)
+					res, err := svc.HandleEvent(ctx, ev)
 					switch {
 					case err != nil:
-						t.Errorf("ApplyEvent(%s): %v", ev.ID, err)
+						t.Errorf("HandleEvent(%s): %v", ev.ID, err)
 					case res.Duplicate:
 					case !res.Matched:
-						t.Errorf("ApplyEvent(%s): got matched false, want true", ev.ID)
+						t.Errorf("HandleEvent(%s): got matched false, want true", ev.ID)
 					default:
 						applied[i].Add(1)
 					}
@@ -340,74 +336,77 @@ func TestTwoInstances(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != orders.StatusPaid || got.PaidAt == nil {
-			t.Errorf("%s: got status %q, paid %v; want paid, set", o.ID, got.Status, got.PaidAt)
+		if got.Status != orders.StatusPaid || got.PaidAt == nil || got.FulfilledAt == nil {
+			t.Errorf("%s: got status %q, paid %v, fulfilled %v; want paid, set, set", o.ID, got.Status, got.PaidAt, got.FulfilledAt)
 		}
 	}
-	var rows, appliedRows int
-	err := stores[1].pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE outcome = 'applied') FROM events`).Scan(&rows, &appliedRows)
+	if n := fulfilments.Load(); n != int32(len(all)) {
+		t.Errorf("got %d fulfilments, want %d", n, len(all))
+	}
+	var rows, appliedRows, notes int
+	err := stores[1].pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE outcome = 'applied'),
+		(SELECT count(*) FROM notifications) FROM events`).Scan(&rows, &appliedRows, &notes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows != 40 || appliedRows != 40 {
-		t.Errorf("got %d event rows, %d applied; want 40, 40", rows, appliedRows)
+	if rows != 40 || appliedRows != 40 || notes != 3*len(all) {
+		t.Errorf("got %d event rows, %d applied, %d notifications; want 40, 40, %d", rows, appliedRows, notes, 3*len(all))
 	}
 
-	// 20 Fulfil calls on one order, split between the instances, all at once.
-	target := all[7].ID
-	var calls, fulfilled atomic.Int32
+	// The success page, the sweep and a redelivery race on a fresh order
+	// across both instances: one fulfilment.
+	late := storetest.NewOrder("ord_two_late")
+	storetest.Seed(t, stores[0], late)
+	fulfilments.Store(0)
 	start = make(chan struct{})
 	for i := range 20 {
-		s := stores[i%2]
+		svc := svcs[i%2]
 		wg.Go(func() {
 			<-start
-			ok, err := s.Fulfil(ctx, target, func(context.Context, orders.Order) error {
-				calls.Add(1)
-				time.Sleep(20 * time.Millisecond) // let the others pile up on the lock
-				return nil
-			})
-			if err != nil {
-				t.Errorf("Fulfil: %v", err)
+			var err error
+			switch i % 3 {
+			case 0:
+				_, err = svc.SyncSession(ctx, storetest.CompletedEvent("", late, "paid").Session)
+			case 1:
+				_, err = svc.HandleEvent(ctx, storetest.CompletedEvent("evt_late", late, "paid"))
+			case 2:
+				_, err = svc.FulfilPending(ctx)
 			}
-			if ok {
-				fulfilled.Add(1)
+			if err != nil {
+				t.Error(err)
 			}
 		})
 	}
 	close(start)
 	wg.Wait()
-	if c, f := calls.Load(), fulfilled.Load(); c != 1 || f != 1 {
-		t.Errorf("got %d calls of fn and %d true results, want 1 and 1", c, f)
-	}
-	for _, s := range stores {
-		if got, err := s.Order(ctx, target); err != nil || got.FulfilledAt == nil {
-			t.Errorf("Order(%s) = fulfilled %v, %v; want set, nil", target, got.FulfilledAt, err)
-		}
+	if n := fulfilments.Load(); n != 1 {
+		t.Errorf("racing paths fulfilled %d times, want 1", n)
 	}
 }
 
-func TestClock(t *testing.T) {
+// TestStoredInstants checks that the session's own time zone does not leak
+// into what the store returns, and that what is stored is the instant, to
+// the microsecond.
+func TestStoredInstants(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	var s *Store
-	// The session's own time zone must not leak into what the store returns.
-	storetest.Clock(t, func(t testing.TB, now func() time.Time) orders.Store {
-		s = openURL(t, newSchema(t, "timezone", "America/Sao_Paulo"), WithClock(now))
-		return s
-	})
-
-	// What is stored is the instant, to the microsecond.
-	var createdText, receivedText string
-	err := s.pool.QueryRow(ctx, `SELECT
-		to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'),
-		to_char(e.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')
-		FROM orders o JOIN events e ON e.order_id = o.id`).Scan(&createdText, &receivedText)
+	s := openURL(t, newSchema(t, "timezone", "America/Sao_Paulo"))
+	clock := storetest.NewClock()
+	svc := storetest.NewService(s, clock)
+	o, _, err := svc.PlaceOrder(ctx, orders.Placement{Currency: "usd", Items: storetest.NewOrder("x").Items})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if createdText != "2025-06-07 03:09:10.123456" || receivedText != "2025-06-07 03:10:10.123456" {
-		t.Errorf("stored created_at %s, received_at %s; want 2025-06-07 03:09:10.123456, 2025-06-07 03:10:10.123456",
-			createdText, receivedText)
+	if got, err := s.Order(ctx, o.ID); err != nil || got.CreatedAt.Location() != time.UTC || !got.CreatedAt.Equal(clock.Want()) {
+		t.Errorf("CreatedAt = %v, %v; want %v in UTC", got.CreatedAt, err, clock.Want())
+	}
+	var createdText string
+	err = s.pool.QueryRow(ctx, `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM orders`).Scan(&createdText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if createdText != "2025-06-07 03:09:10.123456" {
+		t.Errorf("stored created_at %s, want 2025-06-07 03:09:10.123456", createdText)
 	}
 }
 
@@ -470,9 +469,8 @@ func TestEventRows(t *testing.T) {
 	ctx := t.Context()
 	s := openTest(t)
 	o := storetest.NewOrder("ord_ev")
-	if err := s.CreateOrder(ctx, o); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Seed(t, s, o)
+	svc := storetest.NewService(s, storetest.NewClock())
 	events := []orders.Event{
 		storetest.CompletedEvent("evt_applied", o, "paid"),
 		storetest.EventFor("evt_ignored", "customer.created", o),
@@ -481,7 +479,7 @@ func TestEventRows(t *testing.T) {
 	events[0].Payload = nil // an empty body is still stored
 	events[1].Payload = append(events[1].Payload, "\x00\xff not JSON"...)
 	for _, ev := range events {
-		if _, err := s.ApplyEvent(ctx, ev); err != nil {
+		if _, err := svc.HandleEvent(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -531,40 +529,49 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// TestErrorsKeepSentinels checks the wrapping the web layer relies on.
+// TestErrorsKeepSentinels checks the wrapping the orders package relies on.
 func TestErrorsKeepSentinels(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
 	s := openTest(t)
 	o := storetest.NewOrder("ord_err")
-	if err := s.CreateOrder(ctx, o); err != nil {
+	storetest.Seed(t, s, o)
+	err := s.Write(t.Context(), func(ctx context.Context, tx orders.Tx) error {
+		dup := storetest.NewOrder(o.ID)
+		dup.SessionID = "cs_other" // a conflict on the id alone
+		if err := tx.InsertOrder(ctx, dup); !errors.Is(err, orders.ErrDuplicate) {
+			t.Errorf("InsertOrder(taken id): got %v, want orders.ErrDuplicate", err)
+		}
+		if _, err := tx.Order(ctx, "ord_missing"); !errors.Is(err, orders.ErrNotFound) {
+			t.Errorf("Order(missing): got %v, want orders.ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	dup := storetest.NewOrder(o.ID)
-	dup.SessionID = "cs_other" // a conflict on the id alone
-	if err := s.CreateOrder(ctx, dup); !errors.Is(err, orders.ErrDuplicate) {
-		t.Errorf("CreateOrder(taken id): got %v, want orders.ErrDuplicate", err)
+	err = s.Write(t.Context(), func(ctx context.Context, tx orders.Tx) error {
+		taken := storetest.NewOrder("ord_err2") // a new id with o's session
+		taken.SessionID = o.SessionID
+		return tx.InsertOrder(ctx, taken)
+	})
+	if err == nil || errors.Is(err, orders.ErrDuplicate) {
+		t.Errorf("InsertOrder(taken session): got %v, want an error other than orders.ErrDuplicate", err)
 	}
-	taken := storetest.NewOrder("ord_err2") // a new id with o's session
-	taken.SessionID = o.SessionID
-	if err := s.CreateOrder(ctx, taken); err == nil || errors.Is(err, orders.ErrDuplicate) {
-		t.Errorf("CreateOrder(taken session): got %v, want an error other than orders.ErrDuplicate", err)
-	}
-	if _, err := s.Fulfil(ctx, "ord_missing", func(context.Context, orders.Order) error { return nil }); !errors.Is(err, orders.ErrNotFound) {
-		t.Errorf("Fulfil(missing): got %v, want orders.ErrNotFound", err)
+	if _, err := s.Order(t.Context(), "ord_missing"); !errors.Is(err, orders.ErrNotFound) {
+		t.Errorf("Order(missing): got %v, want orders.ErrNotFound", err)
 	}
 }
 
 // embeddedVersions lists the versions of the embedded migrations.
 func embeddedVersions(t testing.TB) []int {
 	t.Helper()
-	list, err := readMigrations(migrations)
+	list, err := orders.ReadMigrations(migrations, "migrations/*.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var v []int
 	for _, m := range list {
-		v = append(v, m.version)
+		v = append(v, m.Version)
 	}
 	return v
 }

@@ -61,10 +61,7 @@ func newStack(t *testing.T) *stack {
 	}
 	st := &stack{simURL: simURL}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st.shop, err = app.New(context.Background(), cfg, log, app.Options{Fulfiller: orders.FulfillerFunc(func(context.Context, orders.Order) error {
-		st.fulfilled.Add(1)
-		return nil
-	})})
+	st.shop, err = app.New(context.Background(), cfg, log, app.Options{OnFulfilled: func(orders.Order) { st.fulfilled.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +108,7 @@ func (st *stack) pay(t *testing.T, id, outcome string) {
 
 func (st *stack) status(t *testing.T, sessionID string) orders.Status {
 	t.Helper()
-	o, err := st.shop.Store.OrderBySession(context.Background(), sessionID)
+	o, err := st.shop.Orders.OrderBySession(context.Background(), sessionID)
 	if err != nil {
 		t.Fatal(err)
 	}

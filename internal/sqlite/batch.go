@@ -45,6 +45,7 @@ var ErrClosed = errors.New("sqlite: store closed")
 type conn interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // writeOp is one write waiting for a batch, or in one.

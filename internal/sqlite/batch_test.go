@@ -77,28 +77,26 @@ func batch(t testing.TB, s *Store, writes ...func() error) []error {
 	return errs
 }
 
+// create inserts o in a write of its own.
+func create(ctx context.Context, s *Store, o orders.Order) error {
+	return s.Write(ctx, func(ctx context.Context, tx orders.Tx) error { return tx.InsertOrder(ctx, o) })
+}
+
 func TestBatchFailingWriteAlone(t *testing.T) {
 	ctx := t.Context()
 	s, _ := openTest(t)
-	paid, taken := storetest.NewOrder("ord_paid"), storetest.NewOrder("ord_taken")
-	for _, o := range []orders.Order{paid, taken} {
-		if err := s.CreateOrder(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.ApplyEvent(ctx, storetest.CompletedEvent("evt_paid", paid, "paid")); err != nil {
-		t.Fatal(err)
-	}
+	svc := storetest.NewService(s, storetest.NewClock())
+	taken := storetest.NewOrder("ord_taken")
+	storetest.Seed(t, s, taken)
 	fresh := storetest.NewOrder("ord_fresh")
 	errBoom := errors.New("boom")
 	var applied orders.ApplyResult
 	errs := batch(t, s,
-		func() error { return s.CreateOrder(ctx, fresh) },
-		func() error { return s.CreateOrder(ctx, taken) }, // a duplicate id
+		func() error { return create(ctx, s, fresh) },
+		func() error { return create(ctx, s, taken) }, // a duplicate id
 		func() error { // half done, then fails: its insert is undone
-			return s.write(ctx, func(ctx context.Context, c conn) error {
-				if _, err := c.ExecContext(ctx, `INSERT INTO orders (id, status, items, amount_total, currency, created_at, updated_at)
-					VALUES ('ord_half', 'pending', '[]', 1, 'usd', 0, 0)`); err != nil {
+			return s.Write(ctx, func(ctx context.Context, tx orders.Tx) error {
+				if err := tx.InsertOrder(ctx, storetest.NewOrder("ord_half")); err != nil {
 					return err
 				}
 				return errBoom
@@ -106,21 +104,18 @@ func TestBatchFailingWriteAlone(t *testing.T) {
 		},
 		func() error { // the order created earlier in the same batch
 			var err error
-			applied, err = s.ApplyEvent(ctx, storetest.CompletedEvent("evt_fresh", fresh, "paid"))
-			return err
-		},
-		func() error {
-			_, err := s.Fulfil(ctx, paid.ID, func(context.Context, orders.Order) error { return errBoom })
+			applied, err = svc.HandleEvent(ctx, storetest.CompletedEvent("evt_fresh", fresh, "paid"))
 			return err
 		},
 	)
-	for i, want := range []error{nil, orders.ErrDuplicate, errBoom, nil, errBoom} {
+	for i, want := range []error{nil, orders.ErrDuplicate, errBoom, nil} {
 		if (want == nil) != (errs[i] == nil) || (want != nil && !errors.Is(errs[i], want)) {
 			t.Errorf("write %d: got error %v, want %v", i, errs[i], want)
 		}
 	}
-	if !applied.Matched || applied.Order.Status != orders.StatusPaid {
-		t.Errorf("event for the order created in the batch: got matched %v, status %q; want true, paid", applied.Matched, applied.Order.Status)
+	if !applied.Matched || applied.Order.Status != orders.StatusPaid || applied.Order.FulfilledAt == nil {
+		t.Errorf("event for the order created in the batch: got matched %v, status %q, fulfilled %v; want true, paid, set",
+			applied.Matched, applied.Order.Status, applied.Order.FulfilledAt)
 	}
 	if o, err := s.Order(ctx, fresh.ID); err != nil || o.Status != orders.StatusPaid {
 		t.Errorf("Order(%s) = %q, %v; want paid", fresh.ID, o.Status, err)
@@ -128,29 +123,22 @@ func TestBatchFailingWriteAlone(t *testing.T) {
 	if _, err := s.Order(ctx, "ord_half"); !errors.Is(err, orders.ErrNotFound) {
 		t.Errorf("the failed write's insert: got %v, want orders.ErrNotFound", err)
 	}
-	if o, err := s.Order(ctx, paid.ID); err != nil || o.FulfilledAt != nil {
-		t.Errorf("after a failed fulfilment got FulfilledAt %v, %v; want nil", o.FulfilledAt, err)
-	}
 }
 
 func TestBatchCommitFailure(t *testing.T) {
 	ctx := t.Context()
 	s, _ := openTest(t)
+	var fulfilled atomic.Int32
+	svc := storetest.NewService(s, storetest.NewClock(), orders.OnFulfilled(func(orders.Order) { fulfilled.Add(1) }))
 	// A deferred foreign key is checked at COMMIT: a write that breaks it
 	// succeeds, and makes the commit of its whole batch fail.
 	mustExec(t, s.w, `CREATE TABLE poison (order_id TEXT REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED)`)
 	paid, fresh := storetest.NewOrder("ord_paid"), storetest.NewOrder("ord_fresh")
-	if err := s.CreateOrder(ctx, paid); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Seed(t, s, paid)
 	ev := storetest.CompletedEvent("evt_paid", paid, "paid")
-	calls := 0
 	errs := batch(t, s,
-		func() error { return second(s.ApplyEvent(ctx, ev)) },
-		func() error {
-			return second(s.Fulfil(ctx, paid.ID, func(context.Context, orders.Order) error { calls++; return nil }))
-		},
-		func() error { return s.CreateOrder(ctx, fresh) },
+		func() error { return second(svc.HandleEvent(ctx, ev)) },
+		func() error { return create(ctx, s, fresh) },
 		func() error {
 			return s.write(ctx, func(ctx context.Context, c conn) error {
 				_, err := c.ExecContext(ctx, `INSERT INTO poison VALUES ('ord_missing')`)
@@ -163,56 +151,60 @@ func TestBatchCommitFailure(t *testing.T) {
 			t.Errorf("write %d: got nil error, want the commit's failure", i)
 		}
 	}
-	if calls != 1 {
-		t.Errorf("fulfilment calls: got %d, want 1 (it ran, then the commit failed)", calls)
+	if n := fulfilled.Load(); n != 0 {
+		t.Errorf("a fulfilment was announced for a batch that did not commit (%d)", n)
+	}
+	if err := svc.Health(ctx); !errors.Is(err, orders.ErrWritesFailing) {
+		t.Errorf("Health after a failed commit: got %v, want orders.ErrWritesFailing", err)
 	}
 	// Nothing of the batch is stored, and the store goes on working.
 	if _, err := s.Order(ctx, fresh.ID); !errors.Is(err, orders.ErrNotFound) {
 		t.Errorf("Order(%s): got %v, want orders.ErrNotFound", fresh.ID, err)
 	}
-	res, err := s.ApplyEvent(ctx, ev)
-	if err != nil || res.Duplicate || res.Order.Status != orders.StatusPaid {
-		t.Errorf("redelivery after the failed commit = %+v, %v; want applied, paid", res, err)
+	if got, _ := s.Order(ctx, paid.ID); got.Status != orders.StatusPending {
+		t.Errorf("paid order after the failed commit: %q, want pending", got.Status)
 	}
-	if ok, err := s.Fulfil(ctx, paid.ID, func(context.Context, orders.Order) error { return nil }); !ok || err != nil {
-		t.Errorf("Fulfil after the failed commit = %v, %v; want true, nil", ok, err)
+	mustExec(t, s.w, `DROP TABLE poison`)
+	res, err := svc.HandleEvent(ctx, ev)
+	if err != nil || res.Duplicate || res.Order.Status != orders.StatusPaid || res.Order.FulfilledAt == nil {
+		t.Errorf("redelivery after the failed commit = %+v, %v; want applied, paid, fulfilled", res, err)
+	}
+	if n := fulfilled.Load(); n != 1 {
+		t.Errorf("got %d fulfilments, want 1", n)
+	}
+	if err := svc.Health(ctx); err != nil {
+		t.Errorf("Health after a good write: %v", err)
 	}
 }
 
 func TestBatchDuplicates(t *testing.T) {
 	ctx := t.Context()
 	s, _ := openTest(t)
+	var fulfilled atomic.Int32
+	svc := storetest.NewService(s, storetest.NewClock(), orders.OnFulfilled(func(orders.Order) { fulfilled.Add(1) }))
 	o := storetest.NewOrder("ord_dup")
-	if err := s.CreateOrder(ctx, o); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Seed(t, s, o)
 	ev := storetest.CompletedEvent("evt_dup", o, "paid")
-	var applied, fulfilled, calls atomic.Int32
+	var applied atomic.Int32
 	writes := make([]func() error, 0, 100)
 	for range 50 {
 		writes = append(writes,
 			func() error {
-				res, err := s.ApplyEvent(ctx, ev)
+				res, err := svc.HandleEvent(ctx, ev)
 				if err == nil && !res.Duplicate {
 					applied.Add(1)
 				}
 				return err
 			},
-			func() error {
-				ok, err := s.Fulfil(ctx, o.ID, func(context.Context, orders.Order) error { calls.Add(1); return nil })
-				if ok {
-					fulfilled.Add(1)
-				}
-				return err
-			})
+			func() error { return second(svc.SyncSession(ctx, ev.Session)) })
 	}
 	for i, err := range batch(t, s, writes...) {
 		if err != nil {
 			t.Errorf("write %d: %v", i, err)
 		}
 	}
-	if a, f, c := applied.Load(), fulfilled.Load(), calls.Load(); a != 1 || f != 1 || c != 1 {
-		t.Errorf("got %d applications, %d fulfilments, %d calls of fn; want 1 each", a, f, c)
+	if a, f := applied.Load(), fulfilled.Load(); a != 1 || f != 1 {
+		t.Errorf("got %d applications, %d fulfilments; want 1 each", a, f)
 	}
 	if got, err := s.Order(ctx, o.ID); err != nil || got.Status != orders.StatusPaid || got.FulfilledAt == nil {
 		t.Errorf("Order = %q, fulfilled %v, %v; want paid and fulfilled", got.Status, got.FulfilledAt, err)
@@ -226,10 +218,10 @@ func TestBatchCancel(t *testing.T) {
 	// Cancelled while queued: it leaves the queue at once and never runs.
 	ctx, cancel := context.WithCancel(t.Context())
 	gone := make(chan error, 1)
-	go func() { gone <- s.CreateOrder(ctx, storetest.NewOrder("ord_cancelled")) }()
+	go func() { gone <- create(ctx, s, storetest.NewOrder("ord_cancelled")) }()
 	waitQueued(t, s, 1)
 	kept := make(chan error, 1)
-	go func() { kept <- s.CreateOrder(t.Context(), storetest.NewOrder("ord_kept")) }()
+	go func() { kept <- create(t.Context(), s, storetest.NewOrder("ord_kept")) }()
 	waitQueued(t, s, 2)
 	cancel()
 	if err := <-gone; !errors.Is(err, context.Canceled) {
@@ -250,12 +242,10 @@ func TestBatchCancel(t *testing.T) {
 	running, proceed := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- s.write(ctx, func(ctx context.Context, c conn) error {
+		done <- s.Write(ctx, func(ctx context.Context, tx orders.Tx) error {
 			close(running)
 			<-proceed
-			_, err := c.ExecContext(ctx, `INSERT INTO orders (id, status, items, amount_total, currency, created_at, updated_at)
-				VALUES ('ord_running', 'pending', '[]', 1, 'usd', 0, 0)`)
-			return err
+			return tx.InsertOrder(ctx, storetest.NewOrder("ord_running"))
 		})
 	}()
 	<-running
@@ -274,18 +264,17 @@ func TestBatchPanic(t *testing.T) {
 	s, _ := openTest(t)
 	var recovered any
 	errs := batch(t, s,
-		func() error { return s.CreateOrder(ctx, storetest.NewOrder("ord_before")) },
+		func() error { return create(ctx, s, storetest.NewOrder("ord_before")) },
 		func() (err error) {
 			defer func() { recovered = recover() }()
-			return s.write(ctx, func(ctx context.Context, c conn) error {
-				if _, err := c.ExecContext(ctx, `INSERT INTO orders (id, status, items, amount_total, currency, created_at, updated_at)
-					VALUES ('ord_panic', 'pending', '[]', 1, 'usd', 0, 0)`); err != nil {
+			return s.Write(ctx, func(ctx context.Context, tx orders.Tx) error {
+				if err := tx.InsertOrder(ctx, storetest.NewOrder("ord_panic")); err != nil {
 					return err
 				}
 				panic("kaboom")
 			})
 		},
-		func() error { return s.CreateOrder(ctx, storetest.NewOrder("ord_after")) },
+		func() error { return create(ctx, s, storetest.NewOrder("ord_after")) },
 	)
 	if recovered != "kaboom" {
 		t.Errorf("the caller recovered %v, want the write's panic", recovered)
@@ -337,7 +326,7 @@ func TestGroupCommit(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			if err := s.CreateOrder(ctx, storetest.NewOrder(fmt.Sprintf("ord_%03d", i))); err != nil {
+			if err := create(ctx, s, storetest.NewOrder(fmt.Sprintf("ord_%03d", i))); err != nil {
 				t.Error(err)
 			}
 		})
@@ -354,7 +343,7 @@ func TestClosedStore(t *testing.T) {
 	s, _ := openTest(t)
 	release := hold(t, s)
 	queued := make(chan error, 1)
-	go func() { queued <- s.CreateOrder(context.Background(), storetest.NewOrder("ord_queued")) }()
+	go func() { queued <- create(context.Background(), s, storetest.NewOrder("ord_queued")) }()
 	waitQueued(t, s, 1)
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
@@ -365,7 +354,7 @@ func TestClosedStore(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if err := s.CreateOrder(context.Background(), storetest.NewOrder("ord_late")); !errors.Is(err, ErrClosed) {
+	if err := create(context.Background(), s, storetest.NewOrder("ord_late")); !errors.Is(err, ErrClosed) {
 		t.Errorf("write after Close: got %v, want ErrClosed", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/storetest"
 	"github.com/shopcheckout/shop/internal/web"
 	"github.com/shopcheckout/shop/static"
 	"github.com/shopcheckout/shop/templates"
@@ -54,17 +55,13 @@ func newFaultShop(t *testing.T) *faultShop {
 	t.Helper()
 	s, path := openTest(t, WithBusyTimeout(100*time.Millisecond))
 	f := &faultShop{store: s, path: path}
-	health := orders.NewHealthStore(s, nil)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := orders.NewService(health, orders.FulfillerFunc(func(context.Context, orders.Order) error {
-		f.fulfilled.Add(1)
-		return nil
-	}), log)
+	svc := orders.NewService(s, log, orders.OnFulfilled(func(orders.Order) { f.fulfilled.Add(1) }))
 	base, _ := url.Parse("http://shop.test")
 	srv, err := web.NewServer(web.Deps{
 		Config: config.Config{SecretKey: "sk_test_x", PublishableKey: "pk_test_x", WebhookSecrets: []string{faultSecret}, BaseURL: base,
 			StripeTimeout: time.Second, Checkout: config.CheckoutOptions{Locale: "auto", MaxQuantityDefault: 10}},
-		Catalog: catalog.Default(10), Store: health, Orders: svc, Sessions: stubSessions{}, Logger: log,
+		Catalog: catalog.Default(10), Orders: svc, Links: orders.LinkKey("0123456789abcdef0123456789abcdef"), Sessions: stubSessions{}, Logger: log,
 		Templates: templates.FS, Static: static.FS,
 	})
 	if err != nil {
@@ -72,10 +69,9 @@ func newFaultShop(t *testing.T) *faultShop {
 	}
 	f.handler = srv
 	o := orders.Order{ID: "ord_fault", Status: orders.StatusPending, Currency: "usd", AmountTotal: 2000,
-		Items: []orders.Item{{ProductID: "tshirt", Name: "T-shirt", UnitAmount: 2000, Quantity: 1}}, SessionID: "cs_test_fault"}
-	if err := s.CreateOrder(t.Context(), o); err != nil {
-		t.Fatal(err)
-	}
+		Items: []orders.Item{{ProductID: "tshirt", Name: "T-shirt", UnitAmount: 2000, Quantity: 1}}, SessionID: "cs_test_fault",
+		CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
+	storetest.Seed(t, s, o)
 	return f
 }
 

@@ -6,31 +6,50 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/shopcheckout/shop/internal/orders"
 )
 
 const orderColumns = `id, status, items, amount_total, currency, session_id, email, review,
-	created_at, updated_at, paid_at, fulfilled_at`
+	created_at, updated_at, paid_at, fulfilled_at, version`
+
+const notificationColumns = `id, order_id, type, channel, recipient, status, attempts, last_error,
+	next_attempt_at, created_at, delivered_at, deadline, claimed_by, claimed_until, payload`
 
 // The statements of the hot paths, prepared once by Open (see statements).
 const (
 	qInsertOrder = `INSERT INTO orders (` + orderColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
-	qBindSession = `UPDATE orders SET session_id = ?, updated_at = ? WHERE id = ? AND session_id IS NULL`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING`
 	qOrderByID   = `SELECT ` + orderColumns + ` FROM orders WHERE id = ?`
 	qOrderBySess = `SELECT ` + orderColumns + ` FROM orders WHERE session_id = ?`
+	qUpdateOrder = `UPDATE orders SET status = ?, session_id = ?, email = ?, review = ?, updated_at = ?,
+		paid_at = ?, fulfilled_at = ?, version = version + 1
+		WHERE id = ? AND version = ?`
 	qInsertEvent = `INSERT INTO events (id, type, api_version, session_id, order_id, outcome, created_at, received_at, payload)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
-	qApply = `UPDATE orders SET status = ?, email = ?, review = ?, updated_at = ?, paid_at = ?
-		WHERE id = ? AND status = ?`
-	qFulfil = `UPDATE orders SET fulfilled_at = ?
-		WHERE id = ? AND fulfilled_at IS NULL AND status = 'paid' RETURNING ` + orderColumns
+	qInsertNotification = `INSERT INTO notifications (` + notificationColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	qNotification       = `SELECT ` + notificationColumns + ` FROM notifications WHERE id = ?`
+	qUpdateNotification = `UPDATE notifications SET status = ?, attempts = ?, last_error = ?, next_attempt_at = ?,
+		delivered_at = ?, deadline = ?, claimed_by = ?, claimed_until = ? WHERE id = ?`
+	qClaim = `UPDATE notifications SET claimed_by = ?, claimed_until = ?
+		WHERE id IN (SELECT id FROM notifications
+			WHERE status = 'pending' AND next_attempt_at <= ? AND claimed_until <= ?
+			ORDER BY next_attempt_at, id LIMIT ?)
+		RETURNING ` + notificationColumns
+	qSettingInsert = `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`
+	qSetting       = `SELECT value FROM settings WHERE name = ?`
+	qLease         = `INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+		WHERE leases.until < ? OR leases.holder = excluded.holder`
 )
 
 var (
-	writeQueries = []string{qInsertOrder, qBindSession, qOrderByID, qOrderBySess, qInsertEvent, qApply, qFulfil,
+	writeQueries = []string{qInsertOrder, qOrderByID, qOrderBySess, qUpdateOrder, qInsertEvent,
+		qInsertNotification, qNotification, qUpdateNotification, qClaim, qSettingInsert, qSetting, qLease,
 		qSavepoint, qRelease, qRollbackTo}
 	readQueries = []string{qOrderByID, qOrderBySess}
 )
@@ -40,71 +59,114 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// CreateOrder records a new order. A zero CreatedAt is set from the store's
-// clock, and a zero UpdatedAt to CreatedAt; times are kept to the microsecond.
-func (s *Store) CreateOrder(ctx context.Context, o orders.Order) error {
-	switch {
-	case o.ID == "":
-		return errors.New("sqlite: create order: empty id")
-	case !o.Status.Valid():
-		return fmt.Errorf("sqlite: create order %s: invalid status %q", o.ID, o.Status)
-	}
-	items, err := json.Marshal(o.Items)
+// Write runs fn as one write of the next batch: in its own savepoint of the
+// batch's transaction, answered once that transaction has committed. Writes
+// run one at a time on the single writer connection, so what fn reads stays
+// as it read it until it returns.
+func (s *Store) Write(ctx context.Context, fn func(context.Context, orders.Tx) error) error {
+	err := s.write(ctx, func(ctx context.Context, c conn) error { return fn(ctx, tx{c: c}) })
 	if err != nil {
-		return fmt.Errorf("sqlite: create order %s: %w", o.ID, err)
-	}
-	if o.CreatedAt.IsZero() {
-		o.CreatedAt = s.clock()
-	}
-	if o.UpdatedAt.IsZero() {
-		o.UpdatedAt = o.CreatedAt
-	}
-	err = s.write(ctx, func(ctx context.Context, tx conn) error {
-		res, err := tx.ExecContext(ctx, qInsertOrder,
-			o.ID, o.Status, string(items), o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
-			o.CreatedAt.UnixMicro(), o.UpdatedAt.UnixMicro(), nullTime(o.PaidAt), nullTime(o.FulfilledAt))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return err
-		}
-		return orders.ErrDuplicate
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: create order %s: %w", o.ID, err)
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	return nil
 }
 
-// SetSession records the Checkout Session of an order that has none yet. Setting
-// the session it already has is a no-op; replacing a different one is an error.
-func (s *Store) SetSession(ctx context.Context, orderID, sessionID string) error {
-	if sessionID == "" {
-		return fmt.Errorf("sqlite: set session of order %s: empty session id", orderID)
-	}
-	err := s.write(ctx, func(ctx context.Context, tx conn) error {
-		res, err := tx.ExecContext(ctx, qBindSession, sessionID, s.clock().UnixMicro(), orderID)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil || n == 1 {
-			return err // n == 1: the session is recorded
-		}
-		o, err := getOrder(ctx, tx, qOrderByID, orderID)
-		if err != nil {
-			return err
-		}
-		if o.SessionID != sessionID {
-			return fmt.Errorf("order already has session %s", o.SessionID)
-		}
-		return nil
-	})
+// tx is orders.Tx on a write of a batch.
+type tx struct{ c conn }
+
+func (t tx) Order(ctx context.Context, id string) (orders.Order, error) {
+	return getOrder(ctx, t.c, qOrderByID, id)
+}
+
+func (t tx) OrderBySession(ctx context.Context, sessionID string) (orders.Order, error) {
+	return getOrder(ctx, t.c, qOrderBySess, sessionID)
+}
+
+func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
+	items, err := json.Marshal(o.Items)
 	if err != nil {
-		return fmt.Errorf("sqlite: set session of order %s: %w", orderID, err)
+		return fmt.Errorf("order %s: %w", o.ID, err)
+	}
+	res, err := t.c.ExecContext(ctx, qInsertOrder,
+		o.ID, o.Status, string(items), o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
+		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	return fmt.Errorf("order %s: %w", o.ID, orders.ErrDuplicate)
+}
+
+func (t tx) UpdateOrder(ctx context.Context, o *orders.Order) error {
+	res, err := t.c.ExecContext(ctx, qUpdateOrder,
+		o.Status, nullString(o.SessionID), o.Email, o.Review, micros(o.UpdatedAt),
+		nullTime(o.PaidAt), nullTime(o.FulfilledAt), o.ID, o.Version)
+	if err != nil {
+		return err
+	}
+	if err := oneRow(res); err != nil {
+		return fmt.Errorf("update order %s: %w", o.ID, err)
+	}
+	o.Version++
+	return nil
+}
+
+func (t tx) InsertEvent(ctx context.Context, e orders.EventRecord) (bool, error) {
+	payload := e.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	res, err := t.c.ExecContext(ctx, qInsertEvent, e.ID, e.Type, e.APIVersion, e.SessionID, nullString(e.OrderID),
+		e.Outcome, micros(e.Created), micros(e.Received), payload)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (t tx) InsertNotifications(ctx context.Context, ns []orders.Notification) error {
+	for _, n := range ns {
+		_, err := t.c.ExecContext(ctx, qInsertNotification,
+			n.ID, n.OrderID, n.Type, string(n.Channel), n.Recipient, string(n.Status), n.Attempts, n.LastError,
+			nullTime(n.NextAttempt), micros(n.CreatedAt), nullTime(n.DeliveredAt), micros(n.Deadline),
+			n.ClaimedBy, zeroMicros(n.ClaimedUntil), n.Payload)
+		if err != nil {
+			return fmt.Errorf("queue notification %s: %w", n.ID, err)
+		}
 	}
 	return nil
+}
+
+func (t tx) Notification(ctx context.Context, id string) (orders.Notification, error) {
+	n, err := scanNotification(t.c.QueryRowContext(ctx, qNotification, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return orders.Notification{}, fmt.Errorf("notification %s: %w", id, orders.ErrNotFound)
+	}
+	return n, err
+}
+
+func (t tx) UpdateNotification(ctx context.Context, n orders.Notification) error {
+	res, err := t.c.ExecContext(ctx, qUpdateNotification,
+		string(n.Status), n.Attempts, n.LastError, nullTime(n.NextAttempt), nullTime(n.DeliveredAt),
+		micros(n.Deadline), n.ClaimedBy, zeroMicros(n.ClaimedUntil), n.ID)
+	if err != nil {
+		return err
+	}
+	return oneRow(res)
+}
+
+func (t tx) Setting(ctx context.Context, name string, init []byte) ([]byte, error) {
+	if _, err := t.c.ExecContext(ctx, qSettingInsert, name, init); err != nil {
+		return nil, err
+	}
+	var v []byte
+	if err := t.c.QueryRowContext(ctx, qSetting, name).Scan(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // Order returns one order, or an error wrapping orders.ErrNotFound.
@@ -126,235 +188,106 @@ func (s *Store) OrderBySession(ctx context.Context, sessionID string) (orders.Or
 	return o, nil
 }
 
-// ListOrders returns orders newest first: at most 200 by default, and never
-// more than 1000.
+// ListOrders returns orders newest first, within f.Bound().
 func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.Order, error) {
-	limit := f.Bound()
 	query, args := `SELECT `+orderColumns+` FROM orders`, []any{}
 	if f.Status != "" {
-		if !f.Status.Valid() {
-			return nil, fmt.Errorf("sqlite: list orders: invalid status %q", f.Status)
-		}
 		query, args = query+` WHERE status = ?`, append(args, f.Status)
 	}
-	query, args = query+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, limit)
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	query, args = query+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, f.Bound())
+	list, err := queryAll(ctx, s.r, query, args, scanOrder)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list orders: %w", err)
-	}
-	defer rows.Close()
-	var list []orders.Order
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list orders: %w", err)
-		}
-		list = append(list, o)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list orders: %w", err)
 	}
 	return list, nil
 }
 
-// ApplyEvent stores ev and applies it to its order in one transaction. An
-// event id already stored is reported as a duplicate and changes nothing.
-func (s *Store) ApplyEvent(ctx context.Context, ev orders.Event) (orders.ApplyResult, error) {
-	if ev.ID == "" {
-		return orders.ApplyResult{}, errors.New("sqlite: apply event: empty id")
-	}
-	var res orders.ApplyResult
-	err := s.write(ctx, func(ctx context.Context, tx conn) error {
-		o, ok, err := s.findOrder(ctx, tx, ev.Session)
-		if err != nil {
-			return err
-		}
-		handled := orders.Handled(ev.Type)
-		outcome := "ignored"
-		switch {
-		case ok && handled:
-			outcome = "applied"
-		case handled:
-			outcome = "unmatched"
-		}
-		// The event is stored with its outcome in one insert (an UPDATE
-		// afterwards would write its payload twice); a known id inserts
-		// nothing, and then nothing else is done.
-		payload := ev.Payload
-		if payload == nil {
-			payload = []byte{}
-		}
-		ins, err := tx.ExecContext(ctx, qInsertEvent, ev.ID, ev.Type, ev.APIVersion, ev.Session.ID, nullString(o.ID), outcome,
-			ev.Created.UnixMicro(), s.clock().UnixMicro(), payload)
-		if err != nil {
-			return err
-		}
-		if n, err := ins.RowsAffected(); err != nil || n == 0 {
-			res.Duplicate = err == nil
-			return err
-		}
-		switch {
-		case ok && handled:
-			// Only an event the shop acts on may bind a session to an order.
-			if err := s.bindSession(ctx, tx, &o, ev.Session); err != nil {
-				return err
-			}
-			res.Matched, res.Previous = true, o.Status
-			res.Order, err = s.apply(ctx, tx, o, ev.Type, ev.Session)
-			return err
-		case ok:
-			res.Matched, res.Previous, res.Order = true, o.Status, o
-		}
-		return nil
-	})
-	if err != nil {
-		return orders.ApplyResult{}, fmt.Errorf("sqlite: apply event %s: %w", ev.ID, err)
-	}
-	return res, nil
-}
-
-// Reconcile applies a direct read of a Checkout Session to its order and
-// returns the order afterwards, or an error wrapping orders.ErrNotFound.
-func (s *Store) Reconcile(ctx context.Context, sess orders.Session) (orders.Order, error) {
-	var o orders.Order
-	err := s.write(ctx, func(ctx context.Context, tx conn) error {
-		found, ok, err := s.findOrder(ctx, tx, sess)
-		switch {
-		case err != nil:
-			return err
-		case !ok:
-			return orders.ErrNotFound
-		}
-		if err := s.bindSession(ctx, tx, &found, sess); err != nil {
-			return err
-		}
-		o, err = s.apply(ctx, tx, found, "", sess)
-		return err
-	})
-	if err != nil {
-		return orders.Order{}, fmt.Errorf("sqlite: reconcile session %s: %w", sess.ID, err)
-	}
-	return o, nil
-}
-
-// Fulfil calls fn for a paid, unfulfilled order inside the write transaction
-// that then records fulfilled_at. Writes run one after another on the single
-// writer connection, each re-reading the order (in a batch too, where it sees
-// the writes before it), so only the first of concurrent calls finds the order
-// unfulfilled. fn runs on the writer goroutine while the whole batch, and every
-// write behind it, waits: it should be quick.
-func (s *Store) Fulfil(ctx context.Context, orderID string, fn func(context.Context, orders.Order) error) (bool, error) {
-	called := false
-	err := s.write(ctx, func(wctx context.Context, tx conn) error {
-		// Record first, then call fn: if fn fails, the write's savepoint
-		// takes the record back. One statement finds and claims the order.
-		o, err := scanOrder(tx.QueryRowContext(wctx, qFulfil, s.clock().UnixMicro(), orderID))
-		if errors.Is(err, sql.ErrNoRows) {
-			// Not paid, fulfilled already, or no such order.
-			_, err = getOrder(wctx, tx, qOrderByID, orderID)
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		called, o.FulfilledAt = true, nil // fn sees the order as it was
-		return fn(ctx, o)                 // the caller's ctx: fn may heed it
-	})
-	if err != nil {
-		return false, fmt.Errorf("sqlite: fulfil order %s: %w", orderID, err)
-	}
-	return called, nil
-}
-
 // Unfulfilled lists the ids of paid orders not yet fulfilled, oldest order
 // first.
 func (s *Store) Unfulfilled(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id FROM orders
-		WHERE status = 'paid' AND fulfilled_at IS NULL ORDER BY created_at, id`)
+	ids, err := queryAll(ctx, s.r, `SELECT id FROM orders
+		WHERE status = 'paid' AND fulfilled_at IS NULL ORDER BY created_at, id`, nil,
+		func(r scanner) (string, error) {
+			var id string
+			return id, r.Scan(&id)
+		})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: unfulfilled: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlite: unfulfilled: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: unfulfilled: %w", err)
 	}
 	return ids, nil
 }
 
-// findOrder finds the order a Checkout Session belongs to: the one that
-// recorded the session, or else the one the session names (client_reference_id)
-// if that order has no other session.
-func (s *Store) findOrder(ctx context.Context, tx querier, sess orders.Session) (orders.Order, bool, error) {
-	if sess.ID != "" {
-		o, err := getOrder(ctx, tx, qOrderBySess, sess.ID)
-		if !errors.Is(err, orders.ErrNotFound) {
-			return o, err == nil, err
+// Notifications returns the notifications of the given orders, oldest first.
+func (s *Store) Notifications(ctx context.Context, orderIDs []string) ([]orders.Notification, error) {
+	var all []orders.Notification
+	for chunk := range chunks(orderIDs, 500) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
 		}
+		list, err := queryAll(ctx, s.r, `SELECT `+notificationColumns+` FROM notifications
+			WHERE order_id IN (`+placeholders(len(chunk))+`) ORDER BY created_at, id`, args, scanNotification)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: notifications: %w", err)
+		}
+		all = append(all, list...)
 	}
-	if sess.OrderID == "" {
-		return orders.Order{}, false, nil
-	}
-	o, err := getOrder(ctx, tx, qOrderByID, sess.OrderID)
-	switch {
-	case errors.Is(err, orders.ErrNotFound):
-		return orders.Order{}, false, nil
-	case err != nil:
-		return orders.Order{}, false, err
-	case o.SessionID != "" && o.SessionID != sess.ID:
-		return orders.Order{}, false, nil // the order belongs to another session
-	}
-	return o, true, nil
+	sort.SliceStable(all, func(i, j int) bool { return all[i].CreatedAt.Before(all[j].CreatedAt) })
+	return all, nil
 }
 
-// bindSession records on an order found by its id (see findOrder) the
-// session that named it.
-func (s *Store) bindSession(ctx context.Context, tx conn, o *orders.Order, sess orders.Session) error {
-	if o.SessionID != "" || sess.ID == "" {
-		return nil
-	}
-	now := s.clock()
-	res, err := tx.ExecContext(ctx, qBindSession, sess.ID, now.UnixMicro(), o.ID)
+// ClaimNotifications claims due notifications for c.Holder (see
+// orders.Store). Writes are serialized, so two claims never overlap.
+func (s *Store) ClaimNotifications(ctx context.Context, c orders.Claim) ([]orders.Notification, error) {
+	var list []orders.Notification
+	err := s.write(ctx, func(ctx context.Context, tx conn) error {
+		rows, err := tx.QueryContext(ctx, qClaim, c.Holder, micros(c.Until), micros(c.Now), micros(c.Now), c.Limit)
+		if err != nil {
+			return err
+		}
+		list, err = collect(rows, scanNotification)
+		return err
+	})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("sqlite: claim notifications: %w", err)
 	}
-	if err := oneRow(res); err != nil {
-		return err
-	}
-	o.SessionID, o.UpdatedAt = sess.ID, now
-	return nil
+	return list, nil
 }
 
-// apply runs the state machine on o for an observation of its session and
-// saves the change, if any. The update is conditional on the status read in
-// this transaction.
-func (s *Store) apply(ctx context.Context, tx conn, o orders.Order, eventType string, sess orders.Session) (orders.Order, error) {
-	c := orders.Next(o, eventType, sess)
-	if !c.Changed {
-		return o, nil
-	}
-	now := s.clock()
-	paidAt := o.PaidAt
-	if c.Status == orders.StatusPaid && paidAt == nil {
-		paidAt = &now
-	}
-	res, err := tx.ExecContext(ctx, qApply,
-		c.Status, c.Email, c.Review, now.UnixMicro(), nullTime(paidAt), o.ID, o.Status)
+// OutboxStats counts the notifications not yet delivered.
+func (s *Store) OutboxStats(ctx context.Context) (orders.OutboxStats, error) {
+	var st orders.OutboxStats
+	var oldest sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT
+		count(*) FILTER (WHERE status = 'pending'),
+		count(*) FILTER (WHERE status = 'dead'),
+		min(created_at) FILTER (WHERE status = 'pending')
+		FROM notifications WHERE status <> 'delivered'`).Scan(&st.Pending, &st.Dead, &oldest)
 	if err != nil {
-		return orders.Order{}, err
+		return st, fmt.Errorf("sqlite: outbox stats: %w", err)
 	}
-	if err := oneRow(res); err != nil {
-		return orders.Order{}, err
+	st.OldestQueued = timePtr(oldest)
+	return st, nil
+}
+
+// TryLease takes the named lease for holder until ttl from now if it is
+// free, expired or already holder's.
+func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	var ok bool
+	err := s.write(ctx, func(ctx context.Context, tx conn) error {
+		now := s.clock()
+		res, err := tx.ExecContext(ctx, qLease, name, holder, micros(now.Add(ttl)), micros(now))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		ok = n == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlite: lease %s: %w", name, err)
 	}
-	o.Status, o.Email, o.Review, o.UpdatedAt, o.PaidAt = c.Status, c.Email, c.Review, now, paidAt
-	return o, nil
+	return ok, nil
 }
 
 // getOrder returns the order query (qOrderByID or qOrderBySess) finds, or an
@@ -367,8 +300,10 @@ func getOrder(ctx context.Context, q querier, query string, arg string) (orders.
 	return o, err
 }
 
+type scanner interface{ Scan(...any) error }
+
 // scanOrder reads a row of orderColumns.
-func scanOrder(row interface{ Scan(...any) error }) (orders.Order, error) {
+func scanOrder(row scanner) (orders.Order, error) {
 	var (
 		o                orders.Order
 		items            string
@@ -377,7 +312,7 @@ func scanOrder(row interface{ Scan(...any) error }) (orders.Order, error) {
 		paid, fulfilled  sql.NullInt64
 	)
 	err := row.Scan(&o.ID, &o.Status, &items, &o.AmountTotal, &o.Currency, &session, &o.Email, &o.Review,
-		&created, &updated, &paid, &fulfilled)
+		&created, &updated, &paid, &fulfilled, &o.Version)
 	if err != nil {
 		return orders.Order{}, err
 	}
@@ -390,6 +325,65 @@ func scanOrder(row interface{ Scan(...any) error }) (orders.Order, error) {
 	return o, nil
 }
 
+// scanNotification reads a row of notificationColumns.
+func scanNotification(row scanner) (orders.Notification, error) {
+	var (
+		n                          orders.Notification
+		channel, status            string
+		next, delivered            sql.NullInt64
+		created, deadline, claimed int64
+	)
+	err := row.Scan(&n.ID, &n.OrderID, &n.Type, &channel, &n.Recipient, &status, &n.Attempts, &n.LastError,
+		&next, &created, &delivered, &deadline, &n.ClaimedBy, &claimed, &n.Payload)
+	if err != nil {
+		return orders.Notification{}, err
+	}
+	n.Channel, n.Status = orders.Channel(channel), orders.NotificationStatus(status)
+	n.NextAttempt, n.DeliveredAt = timePtr(next), timePtr(delivered)
+	n.CreatedAt, n.Deadline = fromMicros(created), fromMicros(deadline)
+	if claimed != 0 {
+		n.ClaimedUntil = fromMicros(claimed)
+	}
+	return n, nil
+}
+
+// queryAll runs a query on the read pool and scans every row.
+func queryAll[T any](ctx context.Context, db *sql.DB, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scan)
+}
+
+func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// chunks yields xs in pieces of at most n.
+func chunks[T any](xs []T, n int) func(yield func([]T) bool) {
+	return func(yield func([]T) bool) {
+		for len(xs) > 0 {
+			k := min(n, len(xs))
+			if !yield(xs[:k]) {
+				return
+			}
+			xs = xs[k:]
+		}
+	}
+}
+
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+
 // oneRow checks that an update touched exactly one row: the conditions it was
 // written under still held.
 func oneRow(res sql.Result) error {
@@ -398,12 +392,23 @@ func oneRow(res sql.Result) error {
 		return err
 	}
 	if n != 1 {
-		return fmt.Errorf("order changed concurrently: %d rows updated, want 1", n)
+		return fmt.Errorf("changed concurrently: %d rows updated, want 1", n)
 	}
 	return nil
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// micros is how the store keeps an instant: unix microseconds, UTC.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// zeroMicros keeps the zero time as 0.
+func zeroMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
 
 func nullTime(t *time.Time) sql.NullInt64 {
 	if t == nil {

@@ -15,13 +15,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,27 +163,12 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	list, err := orders.ReadMigrations(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	seen := map[int]string{}
-	for _, name := range names {
-		base := path.Base(name)
-		prefix, _, _ := strings.Cut(base, "_")
-		version, err := strconv.Atoi(prefix)
-		if err != nil || version < 1 {
-			return fmt.Errorf("migration %s: name does not start with a version number", base)
-		}
-		if other, ok := seen[version]; ok {
-			return fmt.Errorf("migrations %s and %s share version %d", other, base, version)
-		}
-		seen[version] = base
-		body, err := fs.ReadFile(migrations, name)
-		if err != nil {
-			return err
-		}
+	for _, m := range list {
+		version, body, base := m.Version, m.SQL, m.Name
 		err = s.write(ctx, func(ctx context.Context, tx conn) error {
 			var done bool
 			err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, version).Scan(&done)

@@ -61,7 +61,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 		if err := errors.Join(rows.Err(), rows.Close(), s.Close()); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff([]int{1}, versions); diff != "" {
+		if diff := cmp.Diff([]int{1, 2}, versions); diff != "" {
 			t.Errorf("open #%d: schema_migrations mismatch (-want +got):\n%s", i+1, diff)
 		}
 	}
@@ -75,10 +75,9 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := storetest.NewOrder("ord_keep")
-	if err := s.CreateOrder(ctx, o); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.ApplyEvent(ctx, storetest.CompletedEvent("evt_keep", o, "paid"))
+	storetest.Seed(t, s, o)
+	svc := storetest.NewService(s, storetest.NewClock())
+	res, err := svc.HandleEvent(ctx, storetest.CompletedEvent("evt_keep", o, "paid"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +101,67 @@ func TestReopen(t *testing.T) {
 	if diff := cmp.Diff(res.Order, got); diff != "" {
 		t.Errorf("order after reopening mismatch (-before +after):\n%s", diff)
 	}
-	again, err := s.ApplyEvent(ctx, storetest.CompletedEvent("evt_keep", o, "paid"))
+	svc = storetest.NewService(s, storetest.NewClock())
+	again, err := svc.HandleEvent(ctx, storetest.CompletedEvent("evt_keep", o, "paid"))
 	if err != nil || !again.Duplicate {
-		t.Errorf("ApplyEvent after reopening = %+v, %v; want a duplicate", again, err)
+		t.Errorf("HandleEvent after reopening = %+v, %v; want a duplicate", again, err)
+	}
+}
+
+// TestMigrateExisting opens a database made by the first schema, with an
+// order and its event in it, and checks that the later migrations keep both
+// and the shop can go on with them.
+func TestMigrateExisting(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", dsn(path, time.Second, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := migrations.ReadFile("migrations/0001_orders.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT`,
+		string(first),
+		`INSERT INTO schema_migrations VALUES (1, 0)`,
+		`INSERT INTO orders (id, status, items, amount_total, currency, session_id, email, review, created_at, updated_at, paid_at, fulfilled_at)
+			VALUES ('ord_old', 'paid', '[{"productId":"tshirt","name":"T-shirt","unitAmount":2000,"quantity":1}]', 2000, 'usd',
+			'cs_old', 'old@example.com', '', 1000, 2000, 2000, NULL)`,
+		`INSERT INTO events (id, type, api_version, session_id, order_id, outcome, created_at, received_at, payload)
+			VALUES ('evt_old', 'checkout.session.completed', '2023-10-16', 'cs_old', 'ord_old', 'applied', 1, 2, x'7b7d')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open on the old schema: %v", err)
+	}
+	defer s.Close()
+	o, err := s.Order(ctx, "ord_old")
+	if err != nil || o.Status != orders.StatusPaid || o.Email != "old@example.com" || o.FulfilledAt != nil {
+		t.Fatalf("old order after migrating: %+v, %v", o, err)
+	}
+	var fk int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&fk); err != nil || fk != 0 {
+		t.Errorf("foreign key check: %d violations, %v", fk, err)
+	}
+	// The old paid order was never fulfilled: the sweep completes it, and
+	// the old event is still known.
+	svc := storetest.NewService(s, storetest.NewClock())
+	if n, err := svc.FulfilPending(ctx); err != nil || n != 1 {
+		t.Errorf("FulfilPending = %d, %v; want 1", n, err)
+	}
+	res, err := svc.HandleEvent(ctx, orders.Event{ID: "evt_old", Type: orders.EventSessionCompleted, Session: orders.Session{ID: "cs_old"}})
+	if err != nil || !res.Duplicate {
+		t.Errorf("the old event again: %+v, %v; want a duplicate", res, err)
 	}
 }
 
@@ -167,20 +224,12 @@ func TestPragmas(t *testing.T) {
 	}
 }
 
-func TestClock(t *testing.T) {
-	storetest.Clock(t, func(t testing.TB, now func() time.Time) orders.Store {
-		s, _ := openTest(t, WithClock(now))
-		return s
-	})
-}
-
 func TestEventRows(t *testing.T) {
 	ctx := t.Context()
 	s, _ := openTest(t)
 	o := storetest.NewOrder("ord_ev")
-	if err := s.CreateOrder(ctx, o); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Seed(t, s, o)
+	svc := storetest.NewService(s, storetest.NewClock())
 	events := []orders.Event{
 		storetest.CompletedEvent("evt_applied", o, "paid"),
 		storetest.EventFor("evt_ignored", "customer.created", o),
@@ -188,7 +237,7 @@ func TestEventRows(t *testing.T) {
 	}
 	events[0].Payload = nil // an empty body is still stored
 	for _, ev := range events {
-		if _, err := s.ApplyEvent(ctx, ev); err != nil {
+		if _, err := svc.HandleEvent(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 	}

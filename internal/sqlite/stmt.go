@@ -87,3 +87,10 @@ func (b *batchTx) QueryRowContext(ctx context.Context, query string, args ...any
 	}
 	return b.tx.QueryRowContext(ctx, query, args...)
 }
+
+func (b *batchTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if stmt := b.stmt(ctx, query); stmt != nil {
+		return stmt.QueryContext(ctx, args...)
+	}
+	return b.tx.QueryContext(ctx, query, args...)
+}

@@ -3,7 +3,12 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
 	"time"
 
 	"github.com/shopcheckout/shop/internal/orders"
@@ -12,9 +17,12 @@ import (
 // Email is the shopper's address in the sessions the fixtures build.
 const Email = "shopper@example.com"
 
+// OwnerEmail is the shop owner's address in the Service the suite builds.
+const OwnerEmail = "owner@example.com"
+
 // NewOrder returns a pending order with the given id: two "T-shirt" at 20.00
-// USD, 40.00 in all, for the Checkout Session "cs_" + id. Its times are zero,
-// so a store sets them from its clock.
+// USD, 40.00 in all, for the Checkout Session "cs_" + id, created at a fixed
+// instant with microseconds.
 func NewOrder(id string) orders.Order {
 	return orders.Order{
 		ID:          id,
@@ -23,6 +31,26 @@ func NewOrder(id string) orders.Order {
 		AmountTotal: 4000,
 		Currency:    "usd",
 		SessionID:   "cs_" + id,
+		CreatedAt:   at(0),
+		UpdatedAt:   at(0),
+	}
+}
+
+// Seed inserts orders as they are, in one write, or fails the test. Tests
+// and benchmarks use it to set up a store; the shop itself places orders
+// through orders.Service.
+func Seed(t testing.TB, s orders.Store, list ...orders.Order) {
+	t.Helper()
+	err := s.Write(context.Background(), func(ctx context.Context, tx orders.Tx) error {
+		for _, o := range list {
+			if err := tx.InsertOrder(ctx, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("seed %d orders: %v", len(list), err)
 	}
 }
 
@@ -66,4 +94,43 @@ func EventFor(id, typ string, o orders.Order, mutate ...func(*orders.Session)) o
 func CompletedEvent(id string, o orders.Order, paymentStatus string, mutate ...func(*orders.Session)) orders.Event {
 	setStatus := func(s *orders.Session) { s.PaymentStatus = paymentStatus }
 	return EventFor(id, orders.EventSessionCompleted, o, append([]func(*orders.Session){setStatus}, mutate...)...)
+}
+
+// Clock is a settable clock for the Service under test.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock at a fixed instant with sub-microsecond digits,
+// in a zone other than UTC, so tests see what stores keep of it.
+func NewClock() *Clock {
+	return &Clock{now: time.Date(2025, 6, 7, 8, 9, 10, 123456789, time.FixedZone("UTC+5", 5*60*60))}
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Want is the clock's time as stores keep it: UTC, to the microsecond.
+func (c *Clock) Want() time.Time { return c.Now().UTC().Truncate(time.Microsecond) }
+
+// AllChannels queues every kind of notification.
+var AllChannels = orders.Channels{Webhook: true, EmailCustomer: true, OwnerEmail: OwnerEmail}
+
+// NewService returns a Service over s with clock, every notification
+// channel on, and a log that goes nowhere.
+func NewService(s orders.Store, clock *Clock, opts ...orders.ServiceOption) *orders.Service {
+	base := []orders.ServiceOption{orders.WithClock(clock.Now), orders.WithChannels(AllChannels)}
+	return orders.NewService(s, slog.New(slog.NewTextHandler(io.Discard, nil)), append(base, opts...)...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,18 +19,32 @@ import (
 // Run runs the conformance suite. open returns a fresh, empty, migrated store
 // and registers its cleanup with t.
 //
-// Beyond the doc comments of orders.Store, the suite expects a store to keep
-// the CreatedAt it is given (to the microsecond), so that ordering can be
-// tested, and reads "oldest first" in Unfulfilled as "oldest order first".
+// The first half checks the store's own contract (orders.Store and
+// orders.Tx); the second runs the shop's rules (orders.Service) over the
+// store, since a rule is only as good as the transactions under it.
 func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 	tests := []struct {
 		name string
 		fn   func(*testing.T, orders.Store)
 	}{
 		{"CreateAndGet", testCreateAndGet},
-		{"SetSession", testSetSession},
+		{"UpdateOrder", testUpdateOrder},
+		{"WriteRollsBack", testWriteRollsBack},
+		{"InsertEvent", testInsertEvent},
+		{"ConcurrentWritesOfOneOrder", testConcurrentWritesOfOneOrder},
 		{"ListOrders", testListOrders},
 		{"ListLimits", testListLimits},
+		{"Unfulfilled", testUnfulfilled},
+		{"Notifications", testNotifications},
+		{"Claims", testClaims},
+		{"ConcurrentClaims", testConcurrentClaims},
+		{"Settings", testSettings},
+		{"Leases", testLeases},
+		{"Ping", testPing},
+
+		{"Times", testTimes},
+		{"PlaceOrder", testPlaceOrder},
+		{"AttachSession", testAttachSession},
 		{"Lifecycle", testLifecycle},
 		{"ArrivalOrder", testArrivalOrder},
 		{"PaidIsFinal", testPaidIsFinal},
@@ -41,95 +56,16 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 		{"Unmatched", testUnmatched},
 		{"Unhandled", testUnhandled},
 		{"ClientReferenceID", testClientReferenceID},
-		{"Reconcile", testReconcile},
-		{"Fulfil", testFulfil},
-		{"ConcurrentFulfil", testConcurrentFulfil},
-		{"Unfulfilled", testUnfulfilled},
-		{"Ping", testPing},
+		{"SyncSession", testSyncSession},
+		{"FulfilmentIsOneWrite", testFulfilmentIsOneWrite},
+		{"FulfilOnceAcrossPaths", testFulfilOnceAcrossPaths},
+		{"RedeliveryCompletesFulfilment", testRedeliveryCompletesFulfilment},
+		{"DeliveryRecords", testDeliveryRecords},
+		{"Requeue", testRequeue},
+		{"Secret", testSecret},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
-	}
-}
-
-// Clock checks that a store records created, updated, paid and fulfilled
-// times from the clock it was opened with, and returns them in UTC to the
-// microsecond. open returns a fresh store using now as its clock.
-func Clock(t *testing.T, open func(t testing.TB, now func() time.Time) orders.Store) {
-	ctx := t.Context()
-	var mu sync.Mutex
-	now := time.Date(2025, 6, 7, 8, 9, 10, 123456789, time.FixedZone("UTC+5", 5*60*60))
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func() { mu.Lock(); defer mu.Unlock(); now = now.Add(time.Minute) }
-	want := func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
-	s := open(t, clock)
-
-	o := NewOrder("ord_clock")
-	if err := s.CreateOrder(ctx, o); err != nil {
-		t.Fatal(err)
-	}
-	created := want()
-	advance()
-	if _, err := s.ApplyEvent(ctx, CompletedEvent("evt_clock", o, "paid")); err != nil {
-		t.Fatal(err)
-	}
-	paid := want()
-	advance()
-	if _, err := s.Fulfil(ctx, o.ID, func(context.Context, orders.Order) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	fulfilled := want()
-
-	got := mustOrder(t, s, o.ID)
-	for _, tt := range []struct {
-		name      string
-		got, want *time.Time
-	}{
-		{"CreatedAt", &got.CreatedAt, &created},
-		{"UpdatedAt", &got.UpdatedAt, &paid},
-		{"PaidAt", got.PaidAt, &paid},
-		{"FulfilledAt", got.FulfilledAt, &fulfilled},
-	} {
-		if tt.got == nil || !tt.got.Equal(*tt.want) || tt.got.Location() != time.UTC {
-			t.Errorf("%s: got %v, want %v in UTC", tt.name, tt.got, *tt.want)
-		}
-	}
-}
-
-// testListLimits checks orders.DefaultListLimit and orders.MaxListLimit.
-func testListLimits(t *testing.T, s orders.Store) {
-	ctx := t.Context()
-	const n = orders.MaxListLimit + 1
-	ids := make(chan int, n)
-	for i := range n {
-		ids <- i
-	}
-	close(ids)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := range ids {
-				o := NewOrder(fmt.Sprintf("ord_limit_%04d", i))
-				o.SessionID, o.CreatedAt = "", at(time.Duration(i)*time.Second)
-				if err := s.CreateOrder(ctx, o); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, tt := range []struct{ limit, want int }{
-		{0, orders.DefaultListLimit}, {-1, orders.DefaultListLimit}, {5, 5},
-		{orders.MaxListLimit, orders.MaxListLimit}, {5 * orders.MaxListLimit, orders.MaxListLimit},
-	} {
-		list, err := s.ListOrders(ctx, orders.ListFilter{Limit: tt.limit})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(list) != tt.want {
-			t.Errorf("limit %d: got %d orders, want %d", tt.limit, len(list), tt.want)
-		}
 	}
 }
 
@@ -143,7 +79,7 @@ func testCreateAndGet(t *testing.T, s orders.Store) {
 	ctx := t.Context()
 	o := NewOrder("ord_get")
 	o.Email, o.CreatedAt, o.UpdatedAt = "a@example.com", at(0), at(time.Second)
-	mustCreate(t, s, o)
+	Seed(t, s, o)
 	if diff := cmp.Diff(o, mustOrder(t, s, o.ID)); diff != "" {
 		t.Errorf("Order mismatch (-want +got):\n%s", diff)
 	}
@@ -154,19 +90,41 @@ func testCreateAndGet(t *testing.T, s orders.Store) {
 	if diff := cmp.Diff(o, got); diff != "" {
 		t.Errorf("OrderBySession mismatch (-want +got):\n%s", diff)
 	}
-
-	// A store sets the times it is not given, in UTC.
-	bare := NewOrder("ord_bare")
-	bare.SessionID = ""
-	mustCreate(t, s, bare)
-	got = mustOrder(t, s, bare.ID)
-	if got.CreatedAt.IsZero() || got.CreatedAt.Location() != time.UTC || !got.UpdatedAt.Equal(got.CreatedAt) {
-		t.Errorf("CreatedAt, UpdatedAt = %v, %v; want the same non-zero UTC time", got.CreatedAt, got.UpdatedAt)
+	if got.CreatedAt.Location() != time.UTC {
+		t.Errorf("CreatedAt in %v, want UTC", got.CreatedAt.Location())
 	}
-	if got.SessionID != "" || got.PaidAt != nil || got.FulfilledAt != nil {
-		t.Errorf("got session %q, paid %v, fulfilled %v; want none", got.SessionID, got.PaidAt, got.FulfilledAt)
+	// The same through a transaction.
+	err = s.Write(ctx, func(ctx context.Context, tx orders.Tx) error {
+		byID, err := tx.Order(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		bySession, err := tx.OrderBySession(ctx, o.SessionID)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(o, byID); diff != "" {
+			t.Errorf("Tx.Order mismatch (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(o, bySession); diff != "" {
+			t.Errorf("Tx.OrderBySession mismatch (-want +got):\n%s", diff)
+		}
+		for name, err := range map[string]error{
+			"Tx.Order(missing)":          second(tx.Order(ctx, "ord_missing")),
+			"Tx.OrderBySession(missing)": second(tx.OrderBySession(ctx, "cs_missing")),
+		} {
+			if !errors.Is(err, orders.ErrNotFound) {
+				t.Errorf("%s: got error %v, want orders.ErrNotFound", name, err)
+			}
+		}
+		if err := tx.InsertOrder(ctx, NewOrder(o.ID)); !errors.Is(err, orders.ErrDuplicate) {
+			t.Errorf("InsertOrder with a taken id: got %v, want orders.ErrDuplicate", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-
 	for name, err := range map[string]error{
 		"Order(missing)":        second(s.Order(ctx, "ord_missing")),
 		"OrderBySession(miss)":  second(s.OrderBySession(ctx, "cs_missing")),
@@ -176,42 +134,143 @@ func testCreateAndGet(t *testing.T, s orders.Store) {
 			t.Errorf("%s: got error %v, want orders.ErrNotFound", name, err)
 		}
 	}
-	if err := s.CreateOrder(ctx, NewOrder(o.ID)); !errors.Is(err, orders.ErrDuplicate) {
-		t.Errorf("CreateOrder with a duplicate id: got %v, want orders.ErrDuplicate", err)
-	}
-	bad := NewOrder("ord_bad")
-	bad.Status = "shipped"
-	if err := s.CreateOrder(ctx, bad); err == nil {
-		t.Error("CreateOrder with an invalid status: got nil error, want one")
+	bare := NewOrder("ord_bare")
+	bare.SessionID = ""
+	Seed(t, s, bare)
+	if got := mustOrder(t, s, bare.ID); got.SessionID != "" || got.PaidAt != nil || got.FulfilledAt != nil {
+		t.Errorf("got session %q, paid %v, fulfilled %v; want none", got.SessionID, got.PaidAt, got.FulfilledAt)
 	}
 }
 
-func testSetSession(t *testing.T, s orders.Store) {
+func testUpdateOrder(t *testing.T, s orders.Store) {
 	ctx := t.Context()
-	o := NewOrder("ord_set")
+	o := NewOrder("ord_upd")
 	o.SessionID = ""
-	mustCreate(t, s, o)
-	if err := s.SetSession(ctx, o.ID, "cs_1"); err != nil {
-		t.Fatalf("SetSession: %v", err)
+	Seed(t, s, o)
+	paid, fulfilled := at(time.Minute), at(2*time.Minute)
+	want := o
+	want.Status, want.SessionID, want.Email, want.Review = orders.StatusNeedsReview, "cs_upd", "b@example.com", "checked"
+	want.UpdatedAt, want.PaidAt, want.FulfilledAt = at(3*time.Minute), &paid, &fulfilled
+	err := s.Write(ctx, func(ctx context.Context, tx orders.Tx) error {
+		cur, err := tx.Order(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		next := want
+		next.Version = cur.Version
+		if err := tx.UpdateOrder(ctx, &next); err != nil {
+			return err
+		}
+		if next.Version != cur.Version+1 {
+			t.Errorf("UpdateOrder left version %d, want %d", next.Version, cur.Version+1)
+		}
+		stale := want
+		stale.Version = cur.Version // read before the update above
+		if err := tx.UpdateOrder(ctx, &stale); err == nil {
+			t.Error("UpdateOrder over a stale version: got nil error, want one")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := s.SetSession(ctx, o.ID, "cs_1"); err != nil {
-		t.Errorf("SetSession with the same session: %v", err)
+	want.Version = 1
+	if diff := cmp.Diff(want, mustOrder(t, s, o.ID)); diff != "" {
+		t.Errorf("stored order mismatch (-want +got):\n%s", diff)
 	}
-	if err := s.SetSession(ctx, o.ID, "cs_2"); err == nil {
-		t.Error("SetSession with another session: got nil error, want one")
+	if got, err := s.OrderBySession(ctx, "cs_upd"); err != nil || got.ID != o.ID {
+		t.Errorf("OrderBySession(cs_upd) = %q, %v; want %q", got.ID, err, o.ID)
 	}
-	got, err := s.OrderBySession(ctx, "cs_1")
-	if err != nil || got.ID != o.ID {
-		t.Errorf("OrderBySession(cs_1) = %q, %v; want %q", got.ID, err, o.ID)
+}
+
+func testWriteRollsBack(t *testing.T, s orders.Store) {
+	ctx := t.Context()
+	errBoom := errors.New("boom")
+	o := NewOrder("ord_rb")
+	err := s.Write(ctx, func(ctx context.Context, tx orders.Tx) error {
+		if err := tx.InsertOrder(ctx, o); err != nil {
+			return err
+		}
+		if _, err := tx.InsertEvent(ctx, record("evt_rb", o.ID)); err != nil {
+			return err
+		}
+		if err := tx.InsertNotifications(ctx, []orders.Notification{notification("ntf_rb", o.ID, at(0))}); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("Write: got %v, want %v", err, errBoom)
 	}
-	if err := s.SetSession(ctx, "ord_missing", "cs_3"); !errors.Is(err, orders.ErrNotFound) {
-		t.Errorf("SetSession on a missing order: got error %v, want orders.ErrNotFound", err)
+	if _, err := s.Order(ctx, o.ID); !errors.Is(err, orders.ErrNotFound) {
+		t.Errorf("after a failed write: Order got %v, want orders.ErrNotFound", err)
 	}
-	other := NewOrder("ord_other")
-	other.SessionID = ""
-	mustCreate(t, s, other)
-	if err := s.SetSession(ctx, other.ID, "cs_1"); err == nil {
-		t.Error("SetSession with another order's session: got nil error, want one")
+	// The event and notification were rolled back too: inserting them again succeeds.
+	Seed(t, s, o)
+	err = s.Write(ctx, func(ctx context.Context, tx orders.Tx) error {
+		if ok, err := tx.InsertEvent(ctx, record("evt_rb", o.ID)); err != nil || !ok {
+			t.Errorf("InsertEvent after rollback = %v, %v; want true, nil", ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns := mustNotifications(t, s, o.ID); len(ns) != 0 {
+		t.Errorf("after a failed write got %d notifications, want 0", len(ns))
+	}
+}
+
+func testInsertEvent(t *testing.T, s orders.Store) {
+	o := NewOrder("ord_ev")
+	Seed(t, s, o)
+	for i, want := range []bool{true, false, false} {
+		err := s.Write(t.Context(), func(ctx context.Context, tx orders.Tx) error {
+			ok, err := tx.InsertEvent(ctx, record("evt_1", o.ID))
+			if ok != want {
+				t.Errorf("InsertEvent #%d: got %v, want %v", i+1, ok, want)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	unmatched := record("evt_2", "")
+	unmatched.Payload = nil
+	if err := s.Write(t.Context(), func(ctx context.Context, tx orders.Tx) error {
+		_, err := tx.InsertEvent(ctx, unmatched)
+		return err
+	}); err != nil {
+		t.Errorf("InsertEvent without order or payload: %v", err)
+	}
+}
+
+// testConcurrentWritesOfOneOrder has many writers read and update one order
+// at once: the store must make them take turns, so no update is lost.
+func testConcurrentWritesOfOneOrder(t *testing.T, s orders.Store) {
+	o := NewOrder("ord_turns")
+	Seed(t, s, o)
+	const n = 40
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			err := s.Write(t.Context(), func(ctx context.Context, tx orders.Tx) error {
+				cur, err := tx.Order(ctx, o.ID)
+				if err != nil {
+					return err
+				}
+				cur.Review += "x"
+				return tx.UpdateOrder(ctx, &cur)
+			})
+			if err != nil {
+				t.Errorf("Write: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := mustOrder(t, s, o.ID); len(got.Review) != n || got.Version != n {
+		t.Errorf("got review of %d characters at version %d, want %d and %d", len(got.Review), got.Version, n, n)
 	}
 }
 
@@ -221,11 +280,11 @@ func testListOrders(t *testing.T, s orders.Store) {
 	for i, st := range statuses {
 		o := NewOrder(fmt.Sprintf("ord_list%d", i))
 		o.Status, o.CreatedAt = st, at(time.Duration(i)*time.Minute)
-		mustCreate(t, s, o)
+		Seed(t, s, o)
 	}
 	tie := NewOrder("ord_list9") // same time as ord_list4: the greater id comes first
 	tie.CreatedAt = at(4 * time.Minute)
-	mustCreate(t, s, tie)
+	Seed(t, s, tie)
 
 	for _, tt := range []struct {
 		filter orders.ListFilter
@@ -247,446 +306,264 @@ func testListOrders(t *testing.T, s orders.Store) {
 	}
 }
 
-func testLifecycle(t *testing.T, s orders.Store) {
-	tests := []struct {
-		name   string
-		events func(o orders.Order) []orders.Event
-		want   orders.Status
-	}{
-		{"completed paid", one(func(o orders.Order) orders.Event { return CompletedEvent("evt_1", o, "paid") }), orders.StatusPaid},
-		{"completed no payment required", one(func(o orders.Order) orders.Event { return CompletedEvent("evt_1", o, "no_payment_required") }), orders.StatusPaid},
-		{"completed unpaid", one(func(o orders.Order) orders.Event { return CompletedEvent("evt_1", o, "unpaid") }), orders.StatusProcessing},
-		{"async succeeded", func(o orders.Order) []orders.Event {
-			return []orders.Event{CompletedEvent("evt_1", o, "unpaid"), EventFor("evt_2", orders.EventAsyncPaymentSucceeded, o)}
-		}, orders.StatusPaid},
-		{"async failed", func(o orders.Order) []orders.Event {
-			return []orders.Event{CompletedEvent("evt_1", o, "unpaid"), EventFor("evt_2", orders.EventAsyncPaymentFailed, o)}
-		}, orders.StatusFailed},
-		{"expired", one(func(o orders.Order) orders.Event { return EventFor("evt_1", orders.EventSessionExpired, o) }), orders.StatusExpired},
-	}
-	for i, tt := range tests {
-		o := NewOrder(fmt.Sprintf("ord_life%d", i))
-		mustCreate(t, s, o)
-		for _, ev := range tt.events(o) {
-			ev.ID += "_" + o.ID
-			before := mustOrder(t, s, o.ID)
-			res := mustApply(t, s, ev)
-			if !res.Matched || res.Duplicate || res.Previous != before.Status {
-				t.Errorf("%s: %s: got matched %v, duplicate %v, previous %q; want true, false, %q",
-					tt.name, ev.Type, res.Matched, res.Duplicate, res.Previous, before.Status)
-			}
-			if diff := cmp.Diff(mustOrder(t, s, o.ID), res.Order); diff != "" {
-				t.Errorf("%s: %s: ApplyResult.Order differs from the stored order (-stored +result):\n%s", tt.name, ev.Type, diff)
-			}
-		}
-		got := mustOrder(t, s, o.ID)
-		if got.Status != tt.want {
-			t.Errorf("%s: got status %q, want %q", tt.name, got.Status, tt.want)
-		}
-		if paid := got.PaidAt != nil; paid != (tt.want == orders.StatusPaid) {
-			t.Errorf("%s: got PaidAt %v, want it set only when paid", tt.name, got.PaidAt)
-		}
-		wantEmail := Email
-		if tt.want == orders.StatusExpired {
-			wantEmail = "" // an expired session has no email
-		}
-		if got.Email != wantEmail {
-			t.Errorf("%s: got email %q, want %q", tt.name, got.Email, wantEmail)
-		}
-	}
-}
-
-func testArrivalOrder(t *testing.T, s orders.Store) {
-	type mk func(id string, o orders.Order) orders.Event
-	var (
-		unpaid mk = func(id string, o orders.Order) orders.Event { return CompletedEvent(id, o, "unpaid") }
-		paid   mk = func(id string, o orders.Order) orders.Event { return CompletedEvent(id, o, "paid") }
-		ok     mk = func(id string, o orders.Order) orders.Event {
-			return EventFor(id, orders.EventAsyncPaymentSucceeded, o)
-		}
-		failed   mk = func(id string, o orders.Order) orders.Event { return EventFor(id, orders.EventAsyncPaymentFailed, o) }
-		expired  mk = func(id string, o orders.Order) orders.Event { return EventFor(id, orders.EventSessionExpired, o) }
-		wrongAmt mk = func(id string, o orders.Order) orders.Event {
-			return CompletedEvent(id, o, "paid", func(s *orders.Session) { *s.AmountTotal++ })
-		}
-	)
-	sets := []struct {
-		name   string
-		events []mk
-		want   orders.Status
-	}{
-		{"completed unpaid, async succeeded", []mk{unpaid, ok}, orders.StatusPaid},
-		{"completed unpaid, async failed", []mk{unpaid, failed}, orders.StatusFailed},
-		{"completed paid, expired", []mk{paid, expired}, orders.StatusPaid},
-		{"completed unpaid, expired", []mk{unpaid, expired}, orders.StatusExpired},
-		{"completed unpaid, async succeeded, expired", []mk{unpaid, ok, expired}, orders.StatusPaid},
-		{"completed unpaid, async failed, expired", []mk{unpaid, failed, expired}, orders.StatusFailed},
-		{"wrong amount, expired", []mk{wrongAmt, expired}, orders.StatusNeedsReview},
-	}
-	for si, set := range sets {
-		for pi, perm := range permutations(set.events) {
-			o := NewOrder(fmt.Sprintf("ord_perm%d_%d", si, pi))
-			mustCreate(t, s, o)
-			for ei, ev := range perm {
-				mustApply(t, s, ev(fmt.Sprintf("evt_%s_%d", o.ID, ei), o))
-			}
-			if got := mustOrder(t, s, o.ID).Status; got != set.want {
-				t.Errorf("%s, permutation %d: got status %q, want %q", set.name, pi, got, set.want)
-			}
-		}
-	}
-}
-
-func testPaidIsFinal(t *testing.T, s orders.Store) {
-	later := map[string]func(o orders.Order) orders.Event{
-		"async failed":     func(o orders.Order) orders.Event { return EventFor("evt_2_"+o.ID, orders.EventAsyncPaymentFailed, o) },
-		"expired":          func(o orders.Order) orders.Event { return EventFor("evt_2_"+o.ID, orders.EventSessionExpired, o) },
-		"completed unpaid": func(o orders.Order) orders.Event { return CompletedEvent("evt_2_"+o.ID, o, "unpaid") },
-		"wrong amount": func(o orders.Order) orders.Event {
-			return CompletedEvent("evt_2_"+o.ID, o, "paid", func(s *orders.Session) { *s.AmountTotal = 1 })
-		},
-		"wrong currency": func(o orders.Order) orders.Event {
-			return CompletedEvent("evt_2_"+o.ID, o, "paid", func(s *orders.Session) { s.Currency = "eur" })
-		},
-	}
-	i := 0
-	for name, ev := range later {
-		i++
-		o := NewOrder(fmt.Sprintf("ord_final%d", i))
-		mustCreate(t, s, o)
-		paid := mustApply(t, s, CompletedEvent("evt_1_"+o.ID, o, "paid")).Order
-		res := mustApply(t, s, ev(o))
-		if diff := cmp.Diff(paid, res.Order); diff != "" {
-			t.Errorf("paid, then %s: the order changed (-paid +after):\n%s", name, diff)
-		}
-		if diff := cmp.Diff(paid, mustOrder(t, s, o.ID)); diff != "" {
-			t.Errorf("paid, then %s: the stored order changed (-paid +stored):\n%s", name, diff)
-		}
-	}
-}
-
-func testMismatch(t *testing.T, s orders.Store) {
-	tests := []struct {
-		name   string
-		mutate func(*orders.Session)
-		want   orders.Status
-	}{
-		{"amount", func(s *orders.Session) { *s.AmountTotal = 3999 }, orders.StatusNeedsReview},
-		{"currency", func(s *orders.Session) { s.Currency = "eur" }, orders.StatusNeedsReview},
-		{"currency in upper case", func(s *orders.Session) { s.Currency = "USD" }, orders.StatusPaid},
-		{"amount not given", func(s *orders.Session) { s.AmountTotal = nil }, orders.StatusPaid},
-	}
-	for i, tt := range tests {
-		o := NewOrder(fmt.Sprintf("ord_mismatch%d", i))
-		mustCreate(t, s, o)
-		got := mustApply(t, s, CompletedEvent("evt_1_"+o.ID, o, "paid", tt.mutate)).Order
-		if got.Status != tt.want {
-			t.Errorf("%s: got status %q, want %q", tt.name, got.Status, tt.want)
-		}
-		if review := got.Review != ""; review != (tt.want == orders.StatusNeedsReview) {
-			t.Errorf("%s: got review %q, want one only when the order needs review", tt.name, got.Review)
-		}
-		if tt.want != orders.StatusNeedsReview {
-			continue
-		}
-		// Events that carry the right figures do not clear the review.
-		mustApply(t, s, EventFor("evt_2_"+o.ID, orders.EventAsyncPaymentSucceeded, o))
-		mustApply(t, s, CompletedEvent("evt_3_"+o.ID, o, "paid"))
-		if _, err := s.Reconcile(t.Context(), CompletedEvent("", o, "paid").Session); err != nil {
-			t.Fatalf("%s: Reconcile: %v", tt.name, err)
-		}
-		if after := mustOrder(t, s, o.ID); after.Status != orders.StatusNeedsReview || after.Review != got.Review || after.PaidAt != nil {
-			t.Errorf("%s: after paid events got status %q, review %q, paid %v; want %q, %q, nil",
-				tt.name, after.Status, after.Review, after.PaidAt, orders.StatusNeedsReview, got.Review)
-		}
-	}
-}
-
-func testDuplicateEvent(t *testing.T, s orders.Store) {
-	o := NewOrder("ord_dup")
-	mustCreate(t, s, o)
-	first := mustApply(t, s, CompletedEvent("evt_dup", o, "unpaid"))
-	// The same id with other content: still the same event, so ignored.
-	res := mustApply(t, s, EventFor("evt_dup", orders.EventAsyncPaymentSucceeded, o))
-	if diff := cmp.Diff(orders.ApplyResult{Duplicate: true}, res); diff != "" {
-		t.Errorf("ApplyResult mismatch (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(first.Order, mustOrder(t, s, o.ID)); diff != "" {
-		t.Errorf("a duplicate changed the order (-before +after):\n%s", diff)
-	}
-}
-
-func testSequentialDuplicates(t *testing.T, s orders.Store) {
-	o := NewOrder("ord_seq")
-	mustCreate(t, s, o)
-	ev := CompletedEvent("evt_seq", o, "paid")
-	dups := 0
-	for range 100 {
-		if mustApply(t, s, ev).Duplicate {
-			dups++
-		}
-	}
-	if dups != 99 {
-		t.Errorf("got %d duplicates, want 99", dups)
-	}
-	if got := mustOrder(t, s, o.ID).Status; got != orders.StatusPaid {
-		t.Errorf("got status %q, want %q", got, orders.StatusPaid)
-	}
-}
-
-func testConcurrentDuplicates(t *testing.T, s orders.Store) {
-	o := NewOrder("ord_conc")
-	mustCreate(t, s, o)
-	ev := CompletedEvent("evt_conc", o, "paid")
-	var applied atomic.Int32
-	var wg sync.WaitGroup
-	for range 50 {
-		wg.Go(func() {
-			res, err := s.ApplyEvent(t.Context(), ev)
-			if err != nil {
-				t.Errorf("ApplyEvent: %v", err)
-				return
-			}
-			if !res.Duplicate {
-				applied.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if n := applied.Load(); n != 1 {
-		t.Errorf("got %d applications, want 1", n)
-	}
-	if got := mustOrder(t, s, o.ID).Status; got != orders.StatusPaid {
-		t.Errorf("got status %q, want %q", got, orders.StatusPaid)
-	}
-}
-
-func testConcurrentDistinct(t *testing.T, s orders.Store) {
-	var all []orders.Order
-	for i := range 50 {
-		o := NewOrder(fmt.Sprintf("ord_many%02d", i))
-		mustCreate(t, s, o)
-		all = append(all, o)
-	}
-	var wg sync.WaitGroup
-	for _, o := range all {
-		wg.Go(func() {
-			res, err := s.ApplyEvent(t.Context(), CompletedEvent("evt_"+o.ID, o, "paid"))
-			if err != nil {
-				t.Errorf("ApplyEvent for %s: %v", o.ID, err)
-				return
-			}
-			if res.Duplicate || !res.Matched || res.Order.Status != orders.StatusPaid {
-				t.Errorf("%s: got duplicate %v, matched %v, status %q; want false, true, paid",
-					o.ID, res.Duplicate, res.Matched, res.Order.Status)
-			}
-		})
-	}
-	wg.Wait()
-	paid, err := s.ListOrders(t.Context(), orders.ListFilter{Status: orders.StatusPaid})
-	if err != nil {
-		t.Fatalf("ListOrders: %v", err)
-	}
-	if len(paid) != len(all) {
-		t.Errorf("got %d paid orders, want %d", len(paid), len(all))
-	}
-}
-
-func testUnmatched(t *testing.T, s orders.Store) {
-	o := NewOrder("ord_um")
-	mustCreate(t, s, o)
-	tests := []struct {
-		name   string
-		mutate func(*orders.Session)
-	}{
-		{"unknown session, no order id", func(s *orders.Session) { s.ID, s.OrderID = "cs_unknown", "" }},
-		{"unknown session and order", func(s *orders.Session) { s.ID, s.OrderID = "cs_unknown2", "ord_unknown" }},
-		{"order of another session", func(s *orders.Session) { s.ID = "cs_other" }},
-	}
-	for i, tt := range tests {
-		ev := CompletedEvent(fmt.Sprintf("evt_um%d", i), o, "paid", tt.mutate)
-		if diff := cmp.Diff(orders.ApplyResult{}, mustApply(t, s, ev)); diff != "" {
-			t.Errorf("%s: ApplyResult mismatch (-want +got):\n%s", tt.name, diff)
-		}
-		if res := mustApply(t, s, ev); !res.Duplicate {
-			t.Errorf("%s: second apply: got duplicate false, want true: the event was not stored", tt.name)
-		}
-	}
-	if diff := cmp.Diff(o, mustOrder(t, s, o.ID), cmpopts.IgnoreFields(orders.Order{}, "CreatedAt", "UpdatedAt")); diff != "" {
-		t.Errorf("unmatched events changed the order (-want +got):\n%s", diff)
-	}
-}
-
-func testUnhandled(t *testing.T, s orders.Store) {
-	o := NewOrder("ord_unh")
-	mustCreate(t, s, o)
-	before := mustOrder(t, s, o.ID)
-	ev := EventFor("evt_unh", "customer.created", o)
-	if res := mustApply(t, s, ev); res.Duplicate {
-		t.Error("got duplicate true, want false")
-	}
-	if res := mustApply(t, s, ev); !res.Duplicate {
-		t.Error("second apply: got duplicate false, want true: the event was not stored")
-	}
-	if diff := cmp.Diff(before, mustOrder(t, s, o.ID)); diff != "" {
-		t.Errorf("an unhandled event changed the order (-before +after):\n%s", diff)
-	}
-}
-
-func testClientReferenceID(t *testing.T, s orders.Store) {
-	o := NewOrder("ord_ref")
-	o.SessionID = ""
-	mustCreate(t, s, o)
-	withSession := func(s *orders.Session) { s.ID = "cs_late" }
-	res := mustApply(t, s, CompletedEvent("evt_ref1", o, "unpaid", withSession))
-	if !res.Matched || res.Order.Status != orders.StatusProcessing || res.Order.SessionID != "cs_late" {
-		t.Errorf("got matched %v, status %q, session %q; want true, processing, cs_late",
-			res.Matched, res.Order.Status, res.Order.SessionID)
-	}
-	got, err := s.OrderBySession(t.Context(), "cs_late")
-	if err != nil || got.ID != o.ID {
-		t.Fatalf("OrderBySession(cs_late) = %q, %v; want %q", got.ID, err, o.ID)
-	}
-	// A later event names only the session, now recorded.
-	ev := EventFor("evt_ref2", orders.EventAsyncPaymentSucceeded, o, withSession, func(s *orders.Session) { s.OrderID = "" })
-	if res := mustApply(t, s, ev); !res.Matched || res.Order.Status != orders.StatusPaid {
-		t.Errorf("by session: got matched %v, status %q; want true, paid", res.Matched, res.Order.Status)
-	}
-}
-
-func testReconcile(t *testing.T, s orders.Store) {
+// testListLimits checks orders.DefaultListLimit and orders.MaxListLimit.
+func testListLimits(t *testing.T, s orders.Store) {
 	ctx := t.Context()
-	o := NewOrder("ord_rec")
-	mustCreate(t, s, o)
-	before := mustOrder(t, s, o.ID)
-	open := CompletedEvent("", o, "unpaid", func(s *orders.Session) { s.Status, s.Email = "open", "" }).Session
-	got, err := s.Reconcile(ctx, open)
-	if err != nil {
-		t.Fatalf("Reconcile(open): %v", err)
-	}
-	if diff := cmp.Diff(before, got); diff != "" {
-		t.Errorf("Reconcile(open) changed the order (-before +after):\n%s", diff)
-	}
-	got, err = s.Reconcile(ctx, CompletedEvent("", o, "paid").Session)
-	if err != nil {
-		t.Fatalf("Reconcile(paid): %v", err)
-	}
-	if got.Status != orders.StatusPaid || got.PaidAt == nil {
-		t.Errorf("Reconcile(paid): got status %q, paid %v; want paid, set", got.Status, got.PaidAt)
-	}
-	if diff := cmp.Diff(mustOrder(t, s, o.ID), got); diff != "" {
-		t.Errorf("Reconcile result differs from the stored order (-stored +result):\n%s", diff)
-	}
-	unknown := orders.Session{ID: "cs_unknown", Status: "complete", PaymentStatus: "paid"}
-	if _, err := s.Reconcile(ctx, unknown); !errors.Is(err, orders.ErrNotFound) {
-		t.Errorf("Reconcile(unknown): got error %v, want orders.ErrNotFound", err)
-	}
-
-	// A session never recorded is found by its client_reference_id, and recorded.
-	late := NewOrder("ord_rec_late")
-	late.SessionID = ""
-	mustCreate(t, s, late)
-	sess := CompletedEvent("", late, "paid").Session
-	sess.ID = "cs_rec_late"
-	if got, err := s.Reconcile(ctx, sess); err != nil || got.Status != orders.StatusPaid || got.SessionID != sess.ID {
-		t.Errorf("Reconcile(late) = status %q, session %q, %v; want paid, %s, nil", got.Status, got.SessionID, err, sess.ID)
-	}
-}
-
-func testFulfil(t *testing.T, s orders.Store) {
-	ctx := t.Context()
-	o := NewOrder("ord_ful")
-	mustCreate(t, s, o)
-	calls := 0
-	fn := func(_ context.Context, got orders.Order) error {
-		calls++
-		if got.ID != o.ID || got.Status != orders.StatusPaid {
-			t.Errorf("fn got order %s in status %q, want %s, paid", got.ID, got.Status, o.ID)
+	const n = orders.MaxListLimit + 1
+	batch := make([]orders.Order, 0, 100)
+	for i := range n {
+		o := NewOrder(fmt.Sprintf("ord_limit_%04d", i))
+		o.SessionID, o.CreatedAt = "", at(time.Duration(i)*time.Second)
+		batch = append(batch, o)
+		if len(batch) == cap(batch) || i == n-1 {
+			Seed(t, s, batch...)
+			batch = batch[:0]
 		}
-		return nil
 	}
-	if ok, err := s.Fulfil(ctx, o.ID, fn); ok || err != nil || calls != 0 {
-		t.Errorf("Fulfil(pending) = %v, %v with %d calls; want false, nil, 0", ok, err, calls)
-	}
-	if _, err := s.Fulfil(ctx, "ord_missing", fn); !errors.Is(err, orders.ErrNotFound) {
-		t.Errorf("Fulfil(missing): got error %v, want orders.ErrNotFound", err)
-	}
-
-	mustApply(t, s, CompletedEvent("evt_ful", o, "paid"))
-	errBoom := errors.New("boom")
-	ok, err := s.Fulfil(ctx, o.ID, func(context.Context, orders.Order) error { return errBoom })
-	if ok || !errors.Is(err, errBoom) {
-		t.Errorf("Fulfil with a failing fn = %v, %v; want false, %v", ok, err, errBoom)
-	}
-	if got := mustOrder(t, s, o.ID); got.FulfilledAt != nil {
-		t.Errorf("after a failed fn got FulfilledAt %v, want nil", got.FulfilledAt)
-	}
-
-	if ok, err := s.Fulfil(ctx, o.ID, fn); !ok || err != nil || calls != 1 {
-		t.Errorf("Fulfil(paid) = %v, %v with %d calls; want true, nil, 1", ok, err, calls)
-	}
-	if got := mustOrder(t, s, o.ID); got.FulfilledAt == nil || got.Status != orders.StatusPaid {
-		t.Errorf("after Fulfil got status %q, FulfilledAt %v; want paid, set", got.Status, got.FulfilledAt)
-	}
-	if ok, err := s.Fulfil(ctx, o.ID, fn); ok || err != nil || calls != 1 {
-		t.Errorf("second Fulfil = %v, %v with %d calls; want false, nil, 1", ok, err, calls)
-	}
-}
-
-func testConcurrentFulfil(t *testing.T, s orders.Store) {
-	o := NewOrder("ord_cful")
-	mustCreate(t, s, o)
-	mustApply(t, s, CompletedEvent("evt_cful", o, "paid"))
-	var calls, fulfilled atomic.Int32
-	var wg sync.WaitGroup
-	for range 50 {
-		wg.Go(func() {
-			ok, err := s.Fulfil(t.Context(), o.ID, func(context.Context, orders.Order) error {
-				calls.Add(1)
-				return nil
-			})
-			if err != nil {
-				t.Errorf("Fulfil: %v", err)
-			}
-			if ok {
-				fulfilled.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if c, f := calls.Load(), fulfilled.Load(); c != 1 || f != 1 {
-		t.Errorf("got %d calls of fn and %d true results, want 1 and 1", c, f)
+	for _, tt := range []struct{ limit, want int }{
+		{0, orders.DefaultListLimit}, {-1, orders.DefaultListLimit}, {5, 5},
+		{orders.MaxListLimit, orders.MaxListLimit}, {5 * orders.MaxListLimit, orders.MaxListLimit},
+	} {
+		list, err := s.ListOrders(ctx, orders.ListFilter{Limit: tt.limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != tt.want {
+			t.Errorf("limit %d: got %d orders, want %d", tt.limit, len(list), tt.want)
+		}
 	}
 }
 
 func testUnfulfilled(t *testing.T, s orders.Store) {
-	ctx := t.Context()
-	var all []orders.Order
-	for i := range 4 {
+	fulfilled := at(time.Hour)
+	var list []orders.Order
+	for i, st := range []orders.Status{orders.StatusPaid, orders.StatusPaid, orders.StatusPending, orders.StatusPaid, orders.StatusPaid} {
 		o := NewOrder(fmt.Sprintf("ord_unf%d", i))
-		o.CreatedAt = at(time.Duration(i) * time.Hour)
-		mustCreate(t, s, o)
-		all = append(all, o)
+		o.Status, o.CreatedAt = st, at(-time.Duration(i)*time.Minute) // later ids are older
+		if i == 1 {
+			o.FulfilledAt = &fulfilled
+		}
+		list = append(list, o)
 	}
-	// Paid newest first, and ord_unf3 left pending.
-	for _, o := range []orders.Order{all[2], all[1], all[0]} {
-		mustApply(t, s, CompletedEvent("evt_"+o.ID, o, "paid"))
+	Seed(t, s, list...)
+	got, err := s.Unfulfilled(t.Context())
+	if err != nil {
+		t.Fatal(err)
 	}
-	check := func(want ...string) {
+	if diff := cmp.Diff([]string{"ord_unf4", "ord_unf3", "ord_unf0"}, got); diff != "" {
+		t.Errorf("Unfulfilled mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func testNotifications(t *testing.T, s orders.Store) {
+	ctx := t.Context()
+	a, b := NewOrder("ord_na"), NewOrder("ord_nb")
+	Seed(t, s, a, b)
+	n1 := notification("ntf_1", a.ID, at(time.Second))
+	n2 := notification("ntf_2", a.ID, at(2*time.Second))
+	n2.Channel, n2.Recipient = orders.ChannelEmailCustomer, Email
+	n3 := notification("ntf_3", b.ID, at(0))
+	write(t, s, func(ctx context.Context, tx orders.Tx) error {
+		return tx.InsertNotifications(ctx, []orders.Notification{n2, n1, n3})
+	})
+	// A second insert of a queued id leaves it as it was.
+	changed := n1
+	changed.Payload = []byte(`{"other":true}`)
+	write(t, s, func(ctx context.Context, tx orders.Tx) error {
+		return tx.InsertNotifications(ctx, []orders.Notification{changed})
+	})
+	got := mustNotifications(t, s, a.ID, b.ID)
+	if diff := cmp.Diff([]orders.Notification{n3, n1, n2}, got); diff != "" {
+		t.Errorf("Notifications mismatch (-want +got):\n%s", diff)
+	}
+	if got := mustNotifications(t, s, "ord_none"); len(got) != 0 {
+		t.Errorf("Notifications of an unknown order: got %d, want 0", len(got))
+	}
+
+	// Every field of the delivery state round-trips.
+	next, delivered := at(time.Hour), at(2*time.Hour)
+	upd := n1
+	upd.Status, upd.Attempts, upd.LastError, upd.NextAttempt = orders.NotificationDelivered, 3, "last one", &next
+	upd.DeliveredAt, upd.Deadline, upd.ClaimedBy, upd.ClaimedUntil = &delivered, at(5*time.Hour), "me", at(3*time.Hour)
+	write(t, s, func(ctx context.Context, tx orders.Tx) error {
+		if err := tx.UpdateNotification(ctx, upd); err != nil {
+			return err
+		}
+		got, err := tx.Notification(ctx, n1.ID)
+		if diff := cmp.Diff(upd, got); diff != "" {
+			t.Errorf("Tx.Notification after update mismatch (-want +got):\n%s", diff)
+		}
+		if _, err := tx.Notification(ctx, "ntf_missing"); !errors.Is(err, orders.ErrNotFound) {
+			t.Errorf("Tx.Notification(missing): got %v, want orders.ErrNotFound", err)
+		}
+		return err
+	})
+
+	st, err := s.OutboxStats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending != 2 || st.Dead != 0 || st.OldestQueued == nil || !st.OldestQueued.Equal(n3.CreatedAt) {
+		t.Errorf("OutboxStats = %+v, want 2 pending, 0 dead, oldest %v", st, n3.CreatedAt)
+	}
+}
+
+func testClaims(t *testing.T, s orders.Store) {
+	ctx := t.Context()
+	o := NewOrder("ord_claim")
+	Seed(t, s, o)
+	now := at(time.Hour)
+	due := func(id string, d time.Duration) orders.Notification {
+		n := notification(id, o.ID, now.Add(-time.Hour))
+		next := now.Add(d)
+		n.NextAttempt = &next
+		return n
+	}
+	dead := due("ntf_dead", -time.Minute)
+	dead.Status, dead.NextAttempt = orders.NotificationDead, nil
+	write(t, s, func(ctx context.Context, tx orders.Tx) error {
+		return tx.InsertNotifications(ctx, []orders.Notification{
+			due("ntf_a", -time.Minute), due("ntf_b", -time.Second), due("ntf_c", 0), due("ntf_later", time.Minute), dead,
+		})
+	})
+	claim := func(holder string, now time.Time, limit int) []string {
 		t.Helper()
-		got, err := s.Unfulfilled(ctx)
+		list, err := s.ClaimNotifications(ctx, orders.Claim{Holder: holder, Now: now, Until: now.Add(30 * time.Second), Limit: limit})
 		if err != nil {
-			t.Fatalf("Unfulfilled: %v", err)
+			t.Fatalf("ClaimNotifications: %v", err)
 		}
-		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
-			t.Errorf("Unfulfilled mismatch (-want +got):\n%s", diff)
+		var out []string
+		for _, n := range list {
+			if n.ClaimedBy != holder || !n.ClaimedUntil.Equal(now.Add(30*time.Second)) {
+				t.Errorf("%s claimed by %q until %v, want %q until %v", n.ID, n.ClaimedBy, n.ClaimedUntil, holder, now.Add(30*time.Second))
+			}
+			out = append(out, n.ID)
+		}
+		return sorted(out)
+	}
+	if got := claim("one", now, 2); !cmp.Equal(got, []string{"ntf_a", "ntf_b"}) {
+		t.Errorf("first claim: got %v, want the two due first", got)
+	}
+	if got := claim("two", now, 10); !cmp.Equal(got, []string{"ntf_c"}) {
+		t.Errorf("second claim: got %v, want only ntf_c (the rest is claimed, not due or dead)", got)
+	}
+	if got := claim("two", now.Add(10*time.Second), 10); len(got) != 0 {
+		t.Errorf("claim while the claims last: got %v, want none", got)
+	}
+	if got := claim("three", now.Add(31*time.Second), 10); !cmp.Equal(got, []string{"ntf_a", "ntf_b", "ntf_c"}) {
+		t.Errorf("claim after the claims ran out: got %v, want ntf_a, ntf_b, ntf_c", got)
+	}
+	if got := claim("four", now.Add(time.Minute+500*time.Millisecond), 10); !cmp.Equal(got, []string{"ntf_later"}) {
+		t.Errorf("claim once ntf_later is due: got %v, want it", got)
+	}
+}
+
+func testConcurrentClaims(t *testing.T, s orders.Store) {
+	o := NewOrder("ord_cclaim")
+	Seed(t, s, o)
+	var ns []orders.Notification
+	for i := range 200 {
+		ns = append(ns, notification(fmt.Sprintf("ntf_%03d", i), o.ID, at(0)))
+	}
+	write(t, s, func(ctx context.Context, tx orders.Tx) error { return tx.InsertNotifications(ctx, ns) })
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		holder := fmt.Sprintf("holder%d", w)
+		wg.Go(func() {
+			for {
+				list, err := s.ClaimNotifications(t.Context(), orders.Claim{Holder: holder, Now: at(time.Hour), Until: at(2 * time.Hour), Limit: 7})
+				if err != nil {
+					t.Errorf("ClaimNotifications: %v", err)
+					return
+				}
+				if len(list) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, n := range list {
+					if other, ok := seen[n.ID]; ok {
+						t.Errorf("%s claimed by %s and %s", n.ID, other, holder)
+					}
+					seen[n.ID] = holder
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != len(ns) {
+		t.Errorf("claimed %d notifications, want %d", len(seen), len(ns))
+	}
+}
+
+func testSettings(t *testing.T, s orders.Store) {
+	var wg sync.WaitGroup
+	got := make([][]byte, 10)
+	for i := range got {
+		wg.Go(func() {
+			err := s.Write(t.Context(), func(ctx context.Context, tx orders.Tx) error {
+				v, err := tx.Setting(ctx, "key", []byte{byte(i)})
+				got[i] = v
+				return err
+			})
+			if err != nil {
+				t.Errorf("Setting: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range got {
+		if len(got[i]) != 1 || got[i][0] != got[0][0] {
+			t.Fatalf("Setting answers %v: want one value for every caller", got)
 		}
 	}
-	check("ord_unf0", "ord_unf1", "ord_unf2")
-	if ok, err := s.Fulfil(ctx, "ord_unf1", func(context.Context, orders.Order) error { return nil }); !ok || err != nil {
-		t.Fatalf("Fulfil = %v, %v; want true, nil", ok, err)
+}
+
+func testLeases(t *testing.T, s orders.Store) {
+	ctx := t.Context()
+	take := func(holder string, ttl time.Duration) bool {
+		t.Helper()
+		ok, err := s.TryLease(ctx, "job", holder, ttl)
+		if err != nil {
+			t.Fatalf("TryLease: %v", err)
+		}
+		return ok
 	}
-	check("ord_unf0", "ord_unf2")
+	if !take("a", time.Minute) {
+		t.Fatal("a free lease was refused")
+	}
+	if take("b", time.Minute) {
+		t.Error("a lease held by another was granted")
+	}
+	if !take("a", time.Minute) {
+		t.Error("the holder could not renew its lease")
+	}
+	if !take("a", time.Millisecond) {
+		t.Fatal("the holder could not shorten its lease")
+	}
+	time.Sleep(20 * time.Millisecond)
+	if !take("b", time.Minute) {
+		t.Error("an expired lease was refused")
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			ok, err := s.TryLease(ctx, "race", fmt.Sprintf("h%d", i), time.Minute)
+			if err != nil {
+				t.Errorf("TryLease: %v", err)
+			}
+			if ok {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Errorf("10 racing holders: %d got the lease, want 1", n)
+	}
 }
 
 func testPing(t *testing.T, s orders.Store) {
@@ -695,11 +572,28 @@ func testPing(t *testing.T, s orders.Store) {
 	}
 }
 
-// mustCreate creates o or fails the test.
-func mustCreate(t testing.TB, s orders.Store, o orders.Order) {
+// record returns an applied event record for an order.
+func record(id, orderID string) orders.EventRecord {
+	return orders.EventRecord{
+		ID: id, Type: orders.EventSessionCompleted, APIVersion: "2023-10-16", SessionID: "cs_" + orderID, OrderID: orderID,
+		Outcome: orders.OutcomeApplied, Created: at(0), Received: at(time.Second), Payload: []byte(`{"id":"` + id + `"}`),
+	}
+}
+
+// notification returns a pending webhook notification due at created.
+func notification(id, orderID string, created time.Time) orders.Notification {
+	return orders.Notification{
+		ID: id, OrderID: orderID, Type: orders.NotifyOrderPaid, Channel: orders.ChannelWebhook,
+		Status: orders.NotificationPending, CreatedAt: created, NextAttempt: &created,
+		Deadline: created.Add(orders.RetryFor), Payload: []byte(`{"id":"` + id + `"}`),
+	}
+}
+
+// write runs fn in one write or fails the test.
+func write(t testing.TB, s orders.Store, fn func(context.Context, orders.Tx) error) {
 	t.Helper()
-	if err := s.CreateOrder(t.Context(), o); err != nil {
-		t.Fatalf("CreateOrder(%s): %v", o.ID, err)
+	if err := s.Write(t.Context(), fn); err != nil {
+		t.Fatalf("Write: %v", err)
 	}
 }
 
@@ -713,18 +607,14 @@ func mustOrder(t testing.TB, s orders.Store, id string) orders.Order {
 	return o
 }
 
-// mustApply applies ev or fails the test.
-func mustApply(t testing.TB, s orders.Store, ev orders.Event) orders.ApplyResult {
+// mustNotifications returns the notifications of orders or fails the test.
+func mustNotifications(t testing.TB, s orders.Store, orderIDs ...string) []orders.Notification {
 	t.Helper()
-	res, err := s.ApplyEvent(t.Context(), ev)
+	ns, err := s.Notifications(t.Context(), orderIDs)
 	if err != nil {
-		t.Fatalf("ApplyEvent(%s): %v", ev.ID, err)
+		t.Fatalf("Notifications: %v", err)
 	}
-	return res
-}
-
-func one(f func(orders.Order) orders.Event) func(orders.Order) []orders.Event {
-	return func(o orders.Order) []orders.Event { return []orders.Event{f(o)} }
+	return ns
 }
 
 func second[T any](_ T, err error) error { return err }
@@ -737,17 +627,8 @@ func ids(list []orders.Order) []string {
 	return out
 }
 
-// permutations returns every ordering of xs, xs itself first.
-func permutations[T any](xs []T) [][]T {
-	if len(xs) <= 1 {
-		return [][]T{append([]T(nil), xs...)}
-	}
-	var out [][]T
-	for i := range xs {
-		rest := append(append([]T(nil), xs[:i]...), xs[i+1:]...)
-		for _, p := range permutations(rest) {
-			out = append(out, append([]T{xs[i]}, p...))
-		}
-	}
+func sorted(xs []string) []string {
+	out := slices.Clone(xs)
+	slices.Sort(out)
 	return out
 }

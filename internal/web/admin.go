@@ -1,10 +1,13 @@
 package web
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/shopcheckout/shop/internal/money"
 	"github.com/shopcheckout/shop/internal/orders"
@@ -19,6 +22,13 @@ type adminOrdersPage struct {
 
 type adminOrderRow struct {
 	Created, Status, Review, Items, Amount, Currency, Email, SessionID, Fulfilled string
+	Notifications                                                                []notificationView
+}
+
+type notificationView struct {
+	ID, Type, Channel, Status, LastError string
+	Attempts                             int
+	Dead                                 bool
 }
 
 type statusOption struct {
@@ -26,8 +36,15 @@ type statusOption struct {
 	Selected bool
 }
 
+// adminOrder is an order as the admin JSON shows it: every field of the
+// order, plus its notifications.
+type adminOrder struct {
+	orders.Order
+	Notifications []orders.Notification `json:"notifications"`
+}
+
 type adminOrdersBody struct {
-	Orders []orders.Order `json:"orders"`
+	Orders []adminOrder `json:"orders"`
 }
 
 func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
@@ -37,16 +54,26 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "Unknown status filter.", nil)
 		return
 	}
-	list, err := s.store.ListOrders(r.Context(), orders.ListFilter{Status: status})
+	list, err := s.orders.ListOrders(r.Context(), orders.ListFilter{Status: status})
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "Orders could not be loaded.", err)
 		return
 	}
-	if list == nil {
-		list = []orders.Order{}
+	byOrder, err := s.notificationsOf(r, list)
+	if err != nil {
+		s.fail(w, r, http.StatusServiceUnavailable, "Orders could not be loaded.", err)
+		return
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
-		s.writeJSON(w, r, http.StatusOK, adminOrdersBody{Orders: list})
+		body := adminOrdersBody{Orders: make([]adminOrder, 0, len(list))}
+		for _, o := range list {
+			ns := byOrder[o.ID]
+			if ns == nil {
+				ns = []orders.Notification{}
+			}
+			body.Orders = append(body.Orders, adminOrder{Order: o, Notifications: ns})
+		}
+		s.writeJSON(w, r, http.StatusOK, body)
 		return
 	}
 	v := adminOrdersPage{Page: s.page("Orders")}
@@ -67,7 +94,57 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		if o.FulfilledAt != nil {
 			row.Fulfilled = o.FulfilledAt.UTC().Format(time.DateTime)
 		}
+		for _, n := range byOrder[o.ID] {
+			row.Notifications = append(row.Notifications, notificationView{
+				ID: n.ID, Type: n.Type, Channel: string(n.Channel), Status: string(n.Status), LastError: n.LastError,
+				Attempts: n.Attempts, Dead: n.Status == orders.NotificationDead,
+			})
+		}
 		v.Orders = append(v.Orders, row)
 	}
 	s.render(w, r, http.StatusOK, "admin_orders", v)
+}
+
+// notificationsOf loads the notifications of the listed orders in one query.
+func (s *Server) notificationsOf(r *http.Request, list []orders.Order) (map[string][]orders.Notification, error) {
+	ids := make([]string, len(list))
+	for i, o := range list {
+		ids[i] = o.ID
+	}
+	ns, err := s.orders.Notifications(r.Context(), ids)
+	if err != nil {
+		return nil, err
+	}
+	by := make(map[string][]orders.Notification, len(list))
+	for _, n := range ns {
+		by[n.OrderID] = append(by[n.OrderID], n)
+	}
+	return by, nil
+}
+
+type notificationBody struct {
+	Notification orders.Notification `json:"notification"`
+}
+
+// handleNotificationRetry queues a dead notification again.
+func (s *Server) handleNotificationRetry(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	id := chi.URLParam(r, "id")
+	n, err := s.orders.Requeue(r.Context(), id)
+	switch {
+	case errors.Is(err, orders.ErrNotFound):
+		s.fail(w, r, http.StatusNotFound, "There is no such notification.", nil)
+		return
+	case errors.Is(err, orders.ErrNotDead):
+		s.fail(w, r, http.StatusConflict, "Only a dead notification can be retried; this one is still being delivered or was delivered.", nil)
+		return
+	case err != nil:
+		s.fail(w, r, http.StatusServiceUnavailable, "The notification could not be re-queued; try again.", err)
+		return
+	}
+	if wantsJSON(r) {
+		s.writeJSON(w, r, http.StatusOK, notificationBody{Notification: n})
+		return
+	}
+	http.Redirect(w, r, "/admin/orders", http.StatusSeeOther)
 }

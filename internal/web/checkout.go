@@ -73,7 +73,15 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	order, err := s.createOrder(r.Context(), req, product)
+	placement := orders.Placement{
+		Items:    []orders.Item{{ProductID: product.ID, Name: product.Name, UnitAmount: product.UnitAmount, Quantity: req.Quantity}},
+		Currency: product.Currency,
+	}
+	if tokenPattern.MatchString(req.Token) {
+		// The same form, product and quantity name the same order.
+		placement.RequestKey = req.Token + "|" + product.ID + "|" + strconv.FormatInt(req.Quantity, 10)
+	}
+	order, _, err := s.orders.PlaceOrder(r.Context(), placement)
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "We could not record your order. Nothing was charged; please try again.", err)
 		return
@@ -91,7 +99,7 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadGateway, "The payment page could not be opened. Nothing was charged; please try again in a moment.", errors.New("stripe returned a session without id or url"))
 		return
 	}
-	if err := s.store.SetSession(r.Context(), order.ID, sess.ID); err != nil {
+	if err := s.orders.AttachSession(r.Context(), order.ID, sess.ID); err != nil {
 		// The webhook still finds the order through client_reference_id, so
 		// the shopper may go on and pay.
 		s.log.LogAttrs(r.Context(), slog.LevelError, "record session id", slog.String("order_id", order.ID), slog.Any("error", err))
@@ -104,39 +112,6 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, sess.URL, http.StatusSeeOther)
-}
-
-// createOrder records the pending order for a request, or finds the one an
-// identical earlier request (same form token, product and quantity) made.
-func (s *Server) createOrder(ctx context.Context, req checkoutRequest, p catalog.Product) (orders.Order, error) {
-	now := s.now().UTC()
-	o := orders.Order{
-		ID:          orders.NewID(),
-		Status:      orders.StatusPending,
-		Items:       []orders.Item{{ProductID: p.ID, Name: p.Name, UnitAmount: p.UnitAmount, Quantity: req.Quantity}},
-		AmountTotal: p.UnitAmount * req.Quantity,
-		Currency:    p.Currency,
-		CreatedAt:   now,
-		UpdatedAt:   now,
-	}
-	if tokenPattern.MatchString(req.Token) {
-		o.ID = orders.IDFor(req.Token + "|" + p.ID + "|" + strconv.FormatInt(req.Quantity, 10))
-	}
-	err := s.store.CreateOrder(ctx, o)
-	if !errors.Is(err, orders.ErrDuplicate) {
-		return o, err
-	}
-	existing, err := s.store.Order(ctx, o.ID)
-	if err != nil {
-		return o, err
-	}
-	if existing.Status == orders.StatusPending {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "repeated checkout request: reusing the pending order", slog.String("order_id", existing.ID))
-		return existing, nil
-	}
-	// The earlier order went on (paid, expired...): this is a new purchase.
-	o.ID = orders.NewID()
-	return o, s.store.CreateOrder(ctx, o)
 }
 
 // decodeCheckoutRequest reads a JSON or form-encoded body, capped.

@@ -14,15 +14,15 @@ import (
 	"github.com/shopcheckout/shop/internal/orders"
 )
 
-// countingStore counts the events the server tries to store.
+// countingStore counts the writes the server tries.
 type countingStore struct {
 	orders.Store
 	applies atomic.Int64
 }
 
-func (c *countingStore) ApplyEvent(ctx context.Context, ev orders.Event) (orders.ApplyResult, error) {
+func (c *countingStore) Write(ctx context.Context, fn func(context.Context, orders.Tx) error) error {
 	c.applies.Add(1)
-	return c.Store.ApplyEvent(ctx, ev)
+	return c.Store.Write(ctx, fn)
 }
 
 // FuzzWebhook: whatever the body and Stripe-Signature header, the handler

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -110,7 +111,29 @@ func (f *fakeSessions) Get(id string, p *stripe.CheckoutSessionParams) (*stripe.
 		return nil, &stripe.Error{HTTPStatusCode: 404, Type: stripe.ErrorTypeInvalidRequest, Code: stripe.ErrorCodeResourceMissing, Msg: "No such checkout.session"}
 	}
 	cp := *s
+	withRawJSON(&cp)
 	return &cp, nil
+}
+
+// withRawJSON sets the raw answer stripe-go keeps of a session, as Stripe
+// would have sent it: the shop reads sessions from it.
+func withRawJSON(s *stripe.CheckoutSession) {
+	raw := map[string]any{
+		"id": s.ID, "object": "checkout.session", "status": s.Status, "payment_status": s.PaymentStatus,
+		"client_reference_id": s.ClientReferenceID, "metadata": s.Metadata, "url": s.URL,
+		"amount_subtotal": nil, "amount_total": nil, "currency": nil,
+	}
+	if s.Currency != "" {
+		raw["amount_subtotal"], raw["amount_total"], raw["currency"] = s.AmountSubtotal, s.AmountTotal, s.Currency
+	}
+	if s.CustomerDetails != nil {
+		raw["customer_details"] = map[string]any{"email": s.CustomerDetails.Email}
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		panic(err)
+	}
+	s.LastResponse = &stripe.APIResponse{RawJSON: b}
 }
 
 // pay marks a fake session completed, as Checkout would.
@@ -149,8 +172,12 @@ type testServer struct {
 	*Server
 	fake  *fakeSessions
 	store *sqlite.Store
+	svc   *orders.Service
 	logs  *testenv.SyncBuffer
 }
+
+// testLinks signs order page links in tests.
+var testLinks = orders.LinkKey("test-link-key-0123456789abcdef!!")
 
 type testOption func(*config.Config)
 
@@ -202,16 +229,16 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 	if wrap != nil {
 		seen = wrap(store)
 	}
+	svc := orders.NewService(seen, log)
 	srv, err := NewServer(Deps{
-		Config: cfg, Catalog: cat, Store: seen,
-		Orders:   orders.NewService(seen, nil, log),
+		Config: cfg, Catalog: cat, Orders: svc, Links: testLinks,
 		Sessions: fake, Logger: log, Templates: templates.FS, Static: static.FS,
 	})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
 	t.Cleanup(func() { assertNoSecrets(t, "log", logs.String()) })
-	return &testServer{Server: srv, fake: fake, store: store, logs: logs}
+	return &testServer{Server: srv, fake: fake, store: store, svc: svc, logs: logs}
 }
 
 // do sends a request through the real router.

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopcheckout/shop/internal/money"
+	"github.com/shopcheckout/shop/internal/orders"
 )
 
 // homePage is the view model of home.html.
@@ -104,18 +106,14 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		s.log.ErrorContext(r.Context(), "health check: store does not answer", "error", err)
-		s.writeJSON(w, r, http.StatusServiceUnavailable, healthBody{Status: "store unavailable"})
-		return
-	}
-	// Some faults (read-only database, full disk, a long lock) only show on
-	// writes: report the latest write's outcome when the store tracks it.
-	if ws, ok := s.store.(interface{ WriteErr() error }); ok {
-		if err := ws.WriteErr(); err != nil {
-			s.writeJSON(w, r, http.StatusServiceUnavailable, healthBody{Status: "store writes failing"})
-			return
+	if err := s.orders.Health(ctx); err != nil {
+		s.log.ErrorContext(r.Context(), "health check failed", "error", err)
+		status := "store unavailable"
+		if errors.Is(err, orders.ErrWritesFailing) {
+			status = "store writes failing"
 		}
+		s.writeJSON(w, r, http.StatusServiceUnavailable, healthBody{Status: status})
+		return
 	}
 	s.writeJSON(w, r, http.StatusOK, healthBody{Status: "ok"})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/storetest"
 )
 
 func TestRoutes(t *testing.T) {
@@ -105,7 +106,10 @@ func TestPagesRender(t *testing.T) {
 		"cancelled": cancelledPage{Page: ts.page("Cancelled")},
 		"error":     errorPage{Page: ts.page("Error"), Heading: "Oops", Message: evil, RequestID: "req"},
 		"admin_orders": adminOrdersPage{Page: ts.page("Orders"), Statuses: []statusOption{{Value: "paid", Selected: true}},
-			Orders: []adminOrderRow{{Created: now.Format(time.DateTime), Status: "paid", Items: evil, Email: evil}}},
+			Orders: []adminOrderRow{{Created: now.Format(time.DateTime), Status: "paid", Items: evil, Email: evil,
+				Notifications: []notificationView{{ID: "ntf_x", Channel: "webhook", Status: "dead", LastError: evil, Dead: true}}}}},
+		"order": orderPage{Page: ts.page("Your order"), OrderID: "ord_x", State: "paid", Heading: "Order confirmed", Status: evil,
+			Items: []lineView{{Name: evil, Quantity: 1, Amount: "$1.00"}}, Total: "$1.00"},
 	}
 	for _, name := range pageNames {
 		t.Run(name, func(t *testing.T) {
@@ -154,15 +158,13 @@ func TestAdminOrders(t *testing.T) {
 		o := orders.Order{ID: orders.NewID(), Status: orders.StatusPending, Currency: "usd", AmountTotal: 2000,
 			Items:     []orders.Item{{ProductID: "tshirt", Name: "T-shirt <i>", UnitAmount: 2000, Quantity: 1}},
 			CreatedAt: time.Now().Add(time.Duration(i) * time.Minute), UpdatedAt: time.Now()}
-		if err := ts.store.CreateOrder(ctx, o); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Seed(t, ts.store, o)
 		if st == orders.StatusPaid {
 			sid := "cs_test_admin" + string(rune('a'+i))
-			if err := ts.store.SetSession(ctx, o.ID, sid); err != nil {
+			if err := ts.svc.AttachSession(ctx, o.ID, sid); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ts.store.Reconcile(ctx, orders.Session{ID: sid, Status: "complete", PaymentStatus: "paid", Email: "a@b.test"}); err != nil {
+			if _, err := ts.svc.SyncSession(ctx, orders.Session{ID: sid, Status: "complete", PaymentStatus: "paid", Email: "a@b.test"}); err != nil {
 				t.Fatal(err)
 			}
 		}

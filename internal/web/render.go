@@ -17,7 +17,7 @@ type pages struct {
 }
 
 // pageNames lists the page templates; parsePages fails if one is missing.
-var pageNames = []string{"home", "success", "cancelled", "error", "admin_orders"}
+var pageNames = []string{"home", "success", "cancelled", "error", "admin_orders", "order"}
 
 func parsePages(fsys fs.FS) (*pages, error) {
 	p := &pages{byName: make(map[string]*template.Template, len(pageNames))}
@@ -71,6 +71,9 @@ func writeHTML(w http.ResponseWriter, status int, page []byte) {
 	_, _ = w.Write(page)
 }
 
+// ShopName is the shop's name on every page and in every email.
+const ShopName = "Stripe Checkout Shop"
+
 func (s *Server) page(title string) Page {
-	return Page{Title: title, ShopName: "Stripe Checkout Shop", Demo: s.cfg.DemoMode}
+	return Page{Title: title, ShopName: ShopName, Demo: s.cfg.DemoMode}
 }

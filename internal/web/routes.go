@@ -19,11 +19,13 @@ func (s *Server) routes() http.Handler {
 	r.With(s.rateLimit).Post("/create-checkout-session", s.handleCheckoutCreate)
 	r.Get("/success", s.handleSuccess)
 	r.Get("/cancelled", s.handleCancelled)
+	r.Get("/orders/{id}", s.handleOrderPage)
 	r.Post("/webhook", s.handleWebhook) // signed by Stripe: exempt from sameOrigin
 	r.Get("/healthz", s.handleHealth)
 	if s.cfg.AdminPassword != "" {
 		r.With(s.adminAuth).Get("/admin/orders", s.handleAdminOrders)
 		r.With(s.adminAuth).Get("/admin/metrics", s.metrics.Handler().ServeHTTP)
+		r.With(s.adminAuth).Post("/admin/notifications/{id}/retry", s.handleNotificationRetry)
 	}
 	r.Handle("/static/*", s.staticFiles())
 	return r

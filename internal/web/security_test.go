@@ -304,7 +304,7 @@ func TestResubmitAfterPaymentIsNewPurchase(t *testing.T) {
 	first := post()
 	p := ts.fake.lastParams(t)
 	o := ts.order(t, *p.ClientReferenceID)
-	if _, err := ts.store.Reconcile(context.Background(), orders.Session{ID: o.SessionID, Status: "complete", PaymentStatus: "paid"}); err != nil {
+	if _, err := ts.svc.SyncSession(context.Background(), orders.Session{ID: o.SessionID, Status: "complete", PaymentStatus: "paid"}); err != nil {
 		t.Fatal(err)
 	}
 	if second := post(); second == first || second == "" {

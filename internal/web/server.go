@@ -32,8 +32,8 @@ type CheckoutSessions interface {
 type Deps struct {
 	Config    config.Config
 	Catalog   *catalog.Catalog
-	Store     orders.Store
-	Orders    *orders.Service
+	Orders    *orders.Service // the one door to orders, reads and writes
+	Links     orders.LinkKey  // signs order page links
 	Sessions  CheckoutSessions
 	Logger    *slog.Logger
 	Templates fs.FS // the templates package's FS
@@ -46,8 +46,8 @@ type Deps struct {
 type Server struct {
 	cfg      config.Config
 	catalog  *catalog.Catalog
-	store    orders.Store
 	orders   *orders.Service
+	links    orders.LinkKey
 	sessions CheckoutSessions
 	log      *slog.Logger
 	now      func() time.Time
@@ -68,11 +68,11 @@ func NewServer(d Deps) (*Server, error) {
 	if d.Catalog == nil {
 		missing = append(missing, errors.New("catalog"))
 	}
-	if d.Store == nil {
-		missing = append(missing, errors.New("store"))
-	}
 	if d.Orders == nil {
 		missing = append(missing, errors.New("orders service"))
+	}
+	if len(d.Links) < 16 {
+		missing = append(missing, errors.New("order link key"))
 	}
 	if d.Sessions == nil {
 		missing = append(missing, errors.New("checkout sessions client"))
@@ -99,8 +99,8 @@ func NewServer(d Deps) (*Server, error) {
 	s := &Server{
 		cfg:      d.Config,
 		catalog:  d.Catalog,
-		store:    d.Store,
 		orders:   d.Orders,
+		links:    d.Links,
 		sessions: instrumented{next: d.Sessions, m: d.Metrics},
 		log:      d.Logger,
 		now:      d.Now,

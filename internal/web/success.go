@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/stripe/stripe-go/v76"
 
@@ -25,6 +26,9 @@ type successPage struct {
 	Total   string
 	Email   string
 	OrderID string
+	// OrderPage is the link to the order's page, where the shopper can
+	// come back to see its state.
+	OrderPage string
 }
 
 type lineView struct {
@@ -40,7 +44,7 @@ func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "This confirmation link is malformed.", nil)
 		return
 	}
-	order, err := s.store.OrderBySession(r.Context(), id)
+	order, err := s.orders.OrderBySession(r.Context(), id)
 	if errors.Is(err, orders.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, "We have no order for this confirmation link.", nil)
 		return
@@ -54,7 +58,6 @@ func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	params := &stripe.CheckoutSessionParams{}
 	params.Context = ctx
-	params.AddExpand("line_items")
 	sess, err := s.sessions.Get(id, params)
 	if err != nil {
 		// Stripe is unreachable or slow: the webhook will still settle the
@@ -63,18 +66,21 @@ func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusOK, "success", s.successView(order, nil, "confirming"))
 		return
 	}
-	order, err = s.orders.Reconcile(r.Context(), sessionFromStripe(sess))
+	read, err := readSession(sess)
+	if err == nil {
+		order, err = s.orders.SyncSession(r.Context(), read)
+	}
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "success page: reconcile order", "order_id", order.ID, "error", err)
-		s.render(w, r, http.StatusOK, "success", s.successView(order, sess, "confirming"))
+		s.log.ErrorContext(r.Context(), "success page: apply the session read", "order_id", order.ID, "error", err)
+		s.render(w, r, http.StatusOK, "success", s.successView(order, nil, "confirming"))
 		return
 	}
-	s.render(w, r, http.StatusOK, "success", s.successView(order, sess, ""))
+	s.render(w, r, http.StatusOK, "success", s.successView(order, &read, ""))
 }
 
 // successView describes the order; state overrides the order's own status.
-func (s *Server) successView(o orders.Order, sess *stripe.CheckoutSession, state string) successPage {
-	v := successPage{Page: s.page("Thank you"), OrderID: o.ID, Email: o.Email}
+func (s *Server) successView(o orders.Order, sess *orders.Session, state string) successPage {
+	v := successPage{Page: s.page("Thank you"), OrderID: o.ID, Email: o.Email, OrderPage: s.links.PagePath(o.ID)}
 	if state == "" {
 		state = stateOf(o.Status)
 	}
@@ -96,27 +102,22 @@ func (s *Server) successView(o orders.Order, sess *stripe.CheckoutSession, state
 		v.Heading, v.Message = "We are checking your order", "Your order needs a quick manual check. We will be in touch by email."
 	}
 
-	currency := o.Currency
+	// The items are the order's, priced from the catalogue; the total is
+	// what Stripe charged when it says (tax, shipping and discounts
+	// included), in the order's currency.
 	total := o.AmountTotal
 	if sess != nil {
-		if sess.Currency != "" {
-			currency, total = string(sess.Currency), sess.AmountTotal
+		if sess.AmountTotal != nil && strings.EqualFold(sess.Currency, o.Currency) {
+			total = *sess.AmountTotal
 		}
-		if sess.CustomerDetails != nil && sess.CustomerDetails.Email != "" {
-			v.Email = sess.CustomerDetails.Email
-		}
-		if sess.LineItems != nil && len(sess.LineItems.Data) > 0 && sess.Currency != "" {
-			for _, li := range sess.LineItems.Data {
-				v.Items = append(v.Items, lineView{Name: li.Description, Quantity: li.Quantity, Amount: money.Format(li.AmountTotal, string(li.Currency))})
-			}
+		if sess.Email != "" {
+			v.Email = sess.Email
 		}
 	}
-	if v.Items == nil {
-		for _, it := range o.Items {
-			v.Items = append(v.Items, lineView{Name: it.Name, Quantity: it.Quantity, Amount: money.Format(it.UnitAmount*it.Quantity, o.Currency)})
-		}
+	for _, it := range o.Items {
+		v.Items = append(v.Items, lineView{Name: it.Name, Quantity: it.Quantity, Amount: money.Format(it.UnitAmount*it.Quantity, o.Currency)})
 	}
-	v.Total = money.Format(total, currency)
+	v.Total = money.Format(total, o.Currency)
 	return v
 }
 
@@ -136,28 +137,11 @@ func stateOf(st orders.Status) string {
 	return "pending"
 }
 
-// sessionFromStripe keeps the fields of a retrieved session the orders
-// package reads. stripe-go decodes a null amount as 0, so amounts count only
-// when Stripe also named the currency (a real session always does).
-func sessionFromStripe(cs *stripe.CheckoutSession) orders.Session {
-	s := orders.Session{
-		ID:            cs.ID,
-		OrderID:       cs.ClientReferenceID,
-		Status:        string(cs.Status),
-		PaymentStatus: string(cs.PaymentStatus),
-		Currency:      string(cs.Currency),
+// readSession is what Stripe said about the session, read from the raw JSON
+// it answered with through the same parser as the webhook's events.
+func readSession(cs *stripe.CheckoutSession) (orders.Session, error) {
+	if cs.LastResponse == nil || len(cs.LastResponse.RawJSON) == 0 {
+		return orders.Session{}, errors.New("retrieved session has no raw response")
 	}
-	if s.OrderID == "" {
-		s.OrderID = cs.Metadata["order_id"]
-	}
-	if cs.Currency != "" {
-		s.AmountSubtotal, s.AmountTotal = &cs.AmountSubtotal, &cs.AmountTotal
-	}
-	if cs.CustomerDetails != nil {
-		s.Email = cs.CustomerDetails.Email
-	}
-	if s.Email == "" {
-		s.Email = cs.CustomerEmail
-	}
-	return s
+	return orders.ParseSession(cs.LastResponse.RawJSON)
 }

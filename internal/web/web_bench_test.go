@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/metrics"
 	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/storetest"
 	"github.com/shopcheckout/shop/internal/sqlite"
 	"github.com/shopcheckout/shop/static"
 	"github.com/shopcheckout/shop/templates"
@@ -41,8 +41,8 @@ func newBenchServer(b *testing.B) benchServer {
 	b.Cleanup(func() { store.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := NewServer(Deps{
-		Config: testConfig(), Catalog: catalog.Default(10), Store: store,
-		Orders:   orders.NewService(store, nil, log),
+		Config: testConfig(), Catalog: catalog.Default(10), Links: testLinks,
+		Orders:   orders.NewService(store, log),
 		Sessions: newFakeSessions(), Logger: log, Templates: templates.FS, Static: static.FS,
 		Metrics: metrics.New(),
 	})
@@ -94,12 +94,9 @@ func BenchmarkWebhook(b *testing.B) {
 		wg.Go(func() {
 			for i := w; i < b.N; i += 32 {
 				ids[i] = fmt.Sprintf("ord_bench%08d", i)
-				o := orders.Order{ID: ids[i], Status: orders.StatusPending, Currency: "usd", AmountTotal: 4000, SessionID: "cs_" + ids[i],
-					Items: []orders.Item{{ProductID: "tshirt", Name: "T-shirt", UnitAmount: 2000, Quantity: 2}}}
-				if err := ts.store.CreateOrder(context.Background(), o); err != nil {
-					b.Error(err)
-					return
-				}
+				o := storetest.NewOrder(ids[i])
+				o.SessionID = "cs_" + ids[i]
+				storetest.Seed(b, ts.store, o)
 			}
 		})
 	}

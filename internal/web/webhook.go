@@ -62,10 +62,10 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, "Event not stored; retry later.", err)
 		return
 	}
-	s.metrics.Webhook(ev.Type, outcome(ev.Type, res))
+	s.metrics.Webhook(ev.Type, res.Outcome())
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "webhook event",
 		slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("api_version", ev.APIVersion),
-		slog.Bool("duplicate", res.Duplicate), slog.Bool("matched", res.Matched))
+		slog.String("outcome", res.Outcome()))
 	s.writeJSON(w, r, http.StatusOK, webhookResponse{Received: true, Duplicate: res.Duplicate})
 }
 
@@ -84,17 +84,4 @@ func (s *Server) verifySignature(body []byte, header string) error {
 		last = err
 	}
 	return fmt.Errorf("signature rejected: %w", last)
-}
-
-// outcome names what happened to a stored event, for the metrics.
-func outcome(eventType string, res orders.ApplyResult) string {
-	switch {
-	case res.Duplicate:
-		return "duplicate"
-	case !orders.Handled(eventType):
-		return "ignored"
-	case !res.Matched:
-		return "unmatched"
-	}
-	return "applied"
 }

@@ -1,0 +1,204 @@
+// Package mail sends the shop's emails (order confirmations to shoppers, new
+// order notes to the owner) through an SMTP server, with github.com/wneessen/go-mail.
+// Each email is an outbox notification: the dispatcher calls Send until the
+// server takes it, and every attempt carries the same Message-ID, derived
+// from the notification's id, so a retry is recognisable.
+package mail
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io/fs"
+	netmail "net/mail"
+	"net/url"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/shopcheckout/shop/internal/config"
+	"github.com/shopcheckout/shop/internal/money"
+	"github.com/shopcheckout/shop/internal/orders"
+)
+
+// Config configures a Mailer.
+type Config struct {
+	SMTP     config.SMTP
+	From     string   // MAIL_FROM
+	ShopName string   // shown in every email
+	BaseURL  *url.URL // links in emails point below it
+	Links    orders.LinkKey
+	// Templates holds email/*.txt and email/*.html (the templates
+	// package's FS).
+	Templates fs.FS
+	// Timeout bounds one connection (default 10s); the caller's context
+	// bounds it too.
+	Timeout time.Duration
+}
+
+// kinds are the emails there are: one per notification type and audience,
+// each a template pair email/<name>.txt and email/<name>.html.
+var kinds = map[kind]string{
+	{orders.NotifyOrderPaid, orders.ChannelEmailCustomer}: "order_paid_customer",
+	{orders.NotifyOrderPaid, orders.ChannelEmailOwner}:    "order_paid_owner",
+}
+
+type kind struct {
+	typ     string
+	channel orders.Channel
+}
+
+// Mailer renders and sends emails. Build it with New.
+type Mailer struct {
+	cfg      Config
+	from     *netmail.Address
+	domain   string
+	text     map[string]*texttemplate.Template
+	html     map[string]*htmltemplate.Template
+	dialOpts []gomail.Option
+}
+
+// New checks cfg and parses every email template once.
+func New(cfg Config) (*Mailer, error) {
+	from, err := netmail.ParseAddress(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("mail: MAIL_FROM: %w", err)
+	}
+	if cfg.BaseURL == nil || cfg.Templates == nil || len(cfg.Links) == 0 {
+		return nil, errors.New("mail: missing base URL, templates or link key")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	m := &Mailer{cfg: cfg, from: from, text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
+	_, m.domain, _ = strings.Cut(from.Address, "@")
+	for _, name := range kinds {
+		t, err := texttemplate.ParseFS(cfg.Templates, "email/"+name+".txt")
+		if err != nil {
+			return nil, fmt.Errorf("mail: parse %s.txt: %w", name, err)
+		}
+		if t.Lookup("subject") == nil || t.Lookup("text") == nil {
+			return nil, fmt.Errorf("mail: %s.txt must define subject and text", name)
+		}
+		h, err := htmltemplate.ParseFS(cfg.Templates, "email/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("mail: parse %s.html: %w", name, err)
+		}
+		if h.Lookup("html") == nil {
+			return nil, fmt.Errorf("mail: %s.html must define html", name)
+		}
+		m.text[name], m.html[name] = t, h
+	}
+	s := cfg.SMTP
+	m.dialOpts = []gomail.Option{gomail.WithPort(s.Port), gomail.WithTimeout(cfg.Timeout)}
+	if s.ImplicitTLS {
+		m.dialOpts = append(m.dialOpts, gomail.WithSSL())
+	} else {
+		m.dialOpts = append(m.dialOpts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
+	}
+	if s.Username != "" {
+		m.dialOpts = append(m.dialOpts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
+			gomail.WithUsername(s.Username), gomail.WithPassword(s.Password))
+	}
+	return m, nil
+}
+
+// line is one item of an email.
+type line struct {
+	Name     string
+	Quantity int64
+	Amount   string
+}
+
+// view is what an email template sees.
+type view struct {
+	ShopName, Reference, Total, Email, SessionID string
+	OrderURL, AdminURL                           string
+	Items                                        []line
+}
+
+// Message is a rendered email.
+type Message struct {
+	MessageID string // without the angle brackets
+	To        string
+	Subject   string
+	Text      string
+	HTML      string
+}
+
+// Render builds the email of a notification.
+func (m *Mailer) Render(n orders.Notification) (Message, error) {
+	name, ok := kinds[kind{n.Type, n.Channel}]
+	if !ok {
+		return Message{}, fmt.Errorf("no email for %s to %s", n.Type, n.Channel)
+	}
+	var body orders.WebhookBody
+	if err := json.Unmarshal(n.Payload, &body); err != nil {
+		return Message{}, fmt.Errorf("notification %s: %w", n.ID, err)
+	}
+	o := body.Data.Order
+	v := view{
+		ShopName: m.cfg.ShopName, Reference: o.ID, Total: money.Format(o.AmountTotal, o.Currency),
+		Email: o.Email, SessionID: o.SessionID,
+		OrderURL: m.absolute(m.cfg.Links.PagePath(o.ID)), AdminURL: m.absolute("/admin/orders"),
+	}
+	for _, it := range o.Items {
+		v.Items = append(v.Items, line{Name: it.Name, Quantity: it.Quantity, Amount: money.Format(it.UnitAmount*it.Quantity, o.Currency)})
+	}
+	msg := Message{MessageID: n.ID + "@" + m.domain, To: n.Recipient}
+	var buf bytes.Buffer
+	if err := m.text[name].ExecuteTemplate(&buf, "subject", v); err != nil {
+		return Message{}, fmt.Errorf("render %s subject: %w", name, err)
+	}
+	msg.Subject = strings.Join(strings.Fields(buf.String()), " ") // one line, whatever the data
+	buf.Reset()
+	if err := m.text[name].ExecuteTemplate(&buf, "text", v); err != nil {
+		return Message{}, fmt.Errorf("render %s text: %w", name, err)
+	}
+	msg.Text = strings.TrimLeft(buf.String(), "\n")
+	buf.Reset()
+	if err := m.html[name].ExecuteTemplate(&buf, "html", v); err != nil {
+		return Message{}, fmt.Errorf("render %s html: %w", name, err)
+	}
+	msg.HTML = buf.String()
+	return msg, nil
+}
+
+func (m *Mailer) absolute(path string) string {
+	base := strings.TrimRight(m.cfg.BaseURL.String(), "/")
+	return base + path
+}
+
+// Send renders and sends one notification's email; nil means the server
+// took it.
+func (m *Mailer) Send(ctx context.Context, n orders.Notification) error {
+	msg, err := m.Render(n)
+	if err != nil {
+		return err
+	}
+	gm := gomail.NewMsg()
+	if err := gm.FromFormat(m.from.Name, m.from.Address); err != nil {
+		return fmt.Errorf("from: %w", err)
+	}
+	if err := gm.To(msg.To); err != nil {
+		return fmt.Errorf("recipient: %w", err)
+	}
+	gm.Subject(msg.Subject)
+	gm.SetMessageIDWithValue(msg.MessageID)
+	gm.SetDate()
+	gm.SetBodyString(gomail.TypeTextPlain, msg.Text)
+	gm.AddAlternativeString(gomail.TypeTextHTML, msg.HTML)
+	c, err := gomail.NewClient(m.cfg.SMTP.Host, m.dialOpts...)
+	if err != nil {
+		return fmt.Errorf("smtp client: %w", err)
+	}
+	if err := c.DialAndSendWithContext(ctx, gm); err != nil {
+		return fmt.Errorf("send to %s:%d: %w", m.cfg.SMTP.Host, m.cfg.SMTP.Port, err)
+	}
+	return nil
+}

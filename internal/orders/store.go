@@ -1,0 +1,159 @@
+package orders
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps orders, the events applied to them and the notifications they
+// cause. A store knows its SQL dialect and how it locks; every rule about
+// what a write does lives in this package (see Service), which drives the
+// store through Write and the Tx it hands in.
+type Store interface {
+	// Write runs fn in one transaction and commits it if fn returns nil; if
+	// fn fails, nothing it did is kept. fn may run on another goroutine and
+	// must not wait on anything but tx: it never talks to a network.
+	Write(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+
+	// Order returns one order, or an error wrapping ErrNotFound.
+	Order(ctx context.Context, id string) (Order, error)
+	// OrderBySession returns the order that recorded a Checkout Session, or
+	// an error wrapping ErrNotFound.
+	OrderBySession(ctx context.Context, sessionID string) (Order, error)
+	// ListOrders returns orders, newest first (the greater id first among
+	// orders created at the same instant), within f.Bound().
+	ListOrders(ctx context.Context, f ListFilter) ([]Order, error)
+	// Unfulfilled lists the ids of paid orders not yet fulfilled, oldest
+	// order first.
+	Unfulfilled(ctx context.Context) ([]string, error)
+
+	// Notifications returns the notifications of the given orders, oldest
+	// first.
+	Notifications(ctx context.Context, orderIDs []string) ([]Notification, error)
+	// ClaimNotifications marks up to c.Limit pending notifications that are
+	// due at c.Now and not claimed by anyone else (or whose claim ran out)
+	// as claimed by c.Holder until c.Until, and returns them, in no
+	// particular order. Concurrent claimers, in this process or another, never get the
+	// same notification while its claim lasts.
+	ClaimNotifications(ctx context.Context, c Claim) ([]Notification, error)
+	// OutboxStats counts the notifications not yet delivered.
+	OutboxStats(ctx context.Context) (OutboxStats, error)
+
+	// TryLease takes the named lease for holder for ttl if it is free,
+	// expired or already holder's, and reports whether holder has it.
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}
+
+// Tx is one store transaction, as the Service drives it. The lookups lock
+// what they return until the transaction ends, so two writes of the same
+// order take turns and the second sees what the first committed.
+type Tx interface {
+	// Order returns the order with id, or an error wrapping ErrNotFound.
+	Order(ctx context.Context, id string) (Order, error)
+	// OrderBySession returns the order that recorded the session, or an
+	// error wrapping ErrNotFound.
+	OrderBySession(ctx context.Context, sessionID string) (Order, error)
+	// InsertOrder adds a validated order, or returns an error wrapping
+	// ErrDuplicate if its id is taken.
+	InsertOrder(ctx context.Context, o Order) error
+	// UpdateOrder writes the mutable fields of o (status, session, email,
+	// review, times) if the stored order is still at o.Version, and moves
+	// o.Version on. Anything else is an error: the order changed under the
+	// caller.
+	UpdateOrder(ctx context.Context, o *Order) error
+	// InsertEvent stores an event and reports whether it was new; a known id
+	// stores nothing.
+	InsertEvent(ctx context.Context, e EventRecord) (bool, error)
+	// InsertNotifications queues notifications; an id already queued is
+	// left as it is.
+	InsertNotifications(ctx context.Context, ns []Notification) error
+	// Notification returns one notification, or an error wrapping
+	// ErrNotFound.
+	Notification(ctx context.Context, id string) (Notification, error)
+	// UpdateNotification writes n's delivery state (status, attempts, last
+	// error, next attempt, deadline, delivered time, claim).
+	UpdateNotification(ctx context.Context, n Notification) error
+	// Setting returns the value stored under name, storing init first if
+	// there is none: the first writer's value wins, on every instance.
+	Setting(ctx context.Context, name string, init []byte) ([]byte, error)
+}
+
+// EventRecord is a Stripe event as the store keeps it, with what the shop
+// made of it.
+type EventRecord struct {
+	ID         string
+	Type       string
+	APIVersion string
+	SessionID  string
+	OrderID    string // "" when it matched no order
+	Outcome    string // see the Outcome constants
+	Created    time.Time
+	Received   time.Time
+	Payload    []byte
+}
+
+// What the shop made of a stored event.
+const (
+	OutcomeApplied   = "applied"   // it belongs to an order and was applied
+	OutcomeIgnored   = "ignored"   // a type the shop does not act on
+	OutcomeUnmatched = "unmatched" // it names no order of this shop
+	// OutcomeDuplicate is never stored: it is what a known event id gets.
+	OutcomeDuplicate = "duplicate"
+)
+
+// ApplyResult says what storing and applying an event did.
+type ApplyResult struct {
+	Duplicate bool   // the event id was already stored: nothing new was recorded
+	Matched   bool   // the event belongs to an order of this shop
+	Order     Order  // the order after the event, when Matched
+	Previous  Status // the order's status before the event, when Matched
+	Stored    string // the outcome stored with the event, when not a duplicate
+}
+
+// Outcome names what happened to the event: the stored outcome, or
+// OutcomeDuplicate. Logs, metrics and the webhook's answer all use it.
+func (r ApplyResult) Outcome() string {
+	if r.Duplicate {
+		return OutcomeDuplicate
+	}
+	return r.Stored
+}
+
+// ListFilter narrows ListOrders.
+type ListFilter struct {
+	Status Status // "" for every status
+	Limit  int    // how many: 0 or less means DefaultListLimit, more than MaxListLimit means MaxListLimit
+}
+
+// Limits of ListOrders, the same in every store.
+const (
+	DefaultListLimit = 200
+	MaxListLimit     = 1000
+)
+
+// Bound is the number of orders the filter asks for, within the limits.
+func (f ListFilter) Bound() int {
+	if f.Limit <= 0 {
+		return DefaultListLimit
+	}
+	return min(f.Limit, MaxListLimit)
+}
+
+// Claim asks a store for due notifications (see Store.ClaimNotifications).
+type Claim struct {
+	Holder string
+	Now    time.Time
+	Until  time.Time
+	Limit  int
+}
+
+// OutboxStats describes the notifications not yet delivered.
+type OutboxStats struct {
+	Pending      int        // waiting for a (first or next) delivery attempt
+	Dead         int        // given up on, waiting for an operator
+	OldestQueued *time.Time // creation time of the oldest pending one, nil if none
+}
