@@ -22,15 +22,21 @@ const stripeMockInstall = "make tools (go install github.com/stripe/stripe-mock@
 // stripeMock is a stripe-mock the demo started, or one that already ran.
 type stripeMock struct {
 	url  string
-	cmd  *exec.Cmd     // nil when reused
-	done chan struct{} // closed when cmd has exited
+	proc *process // nil when reused
 }
 
 func (m *stripeMock) origin() string {
-	if m.cmd == nil {
+	if m.proc == nil {
 		return "already running"
 	}
 	return "started by the demo"
+}
+
+// stop ends the stripe-mock if the demo started it.
+func (m *stripeMock) stop() {
+	if m.proc != nil {
+		m.proc.stop()
+	}
 }
 
 // startStripeMock reuses a stripe-mock answering on port, or starts bin on
@@ -51,62 +57,87 @@ func startStripeMock(ctx context.Context, bin string, port int, getenv func(stri
 		}
 	}
 	if bin == "" {
-		bin = findStripeMock(getenv)
+		bin = findBinary("stripe-mock", getenv)
 		if bin == "" {
 			return nil, fmt.Errorf("stripe-mock not found on PATH or in $GOPATH/bin: install it with %s, or pass -stripe-mock PATH", stripeMockInstall)
 		}
 	}
 
 	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p, err := startProcess("stripe-mock", bin, []string{"-http-addr", addr, "-https-addr", "127.0.0.1:0"}, stderr, verbose)
+	if err != nil {
+		return nil, fmt.Errorf("start stripe-mock (install it with %s): %w", stripeMockInstall, err)
+	}
+	m := &stripeMock{url: "http://" + addr, proc: p}
+	if err := p.waitReady(ctx, m.url, func(ctx context.Context) error { return probeStripeMock(ctx, m.url) }); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// process is a helper program the demo started.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	out  *tail         // the end of its output, for error messages
+	done chan struct{} // closed when cmd has exited
+}
+
+// startProcess starts bin with args; its output goes to stderr too when
+// verbose.
+func startProcess(name, bin string, args []string, stderr io.Writer, verbose bool) (*process, error) {
 	out := &tail{max: 8 << 10}
-	cmd := exec.Command(bin, "-http-addr", addr, "-https-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if verbose {
 		cmd.Stdout, cmd.Stderr = io.MultiWriter(out, stderr), io.MultiWriter(out, stderr)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start stripe-mock (install it with %s): %w", stripeMockInstall, err)
+		return nil, err
 	}
-	m := &stripeMock{url: "http://" + addr, cmd: cmd, done: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, out: out, done: make(chan struct{})}
 	go func() {
-		_ = cmd.Wait() // its exit is reported below or expected in stop
-		close(m.done)
+		_ = cmd.Wait() // its exit is reported by waitReady or expected in stop
+		close(p.done)
 	}()
+	return p, nil
+}
 
+// waitReady calls ready until it returns nil. If the process exits first,
+// ctx ends or 30s pass, it stops the process and says why, with the end of
+// its output.
+func (p *process) waitReady(ctx context.Context, where string, ready func(context.Context) error) error {
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := probeStripeMock(ctx, m.url)
+		err := ready(ctx)
 		if err == nil {
-			return m, nil
+			return nil
 		}
 		select {
-		case <-m.done:
-			return nil, fmt.Errorf("stripe-mock exited at start (%v):\n%s", cmd.ProcessState, out)
+		case <-p.done:
+			return fmt.Errorf("%s exited at start (%v):\n%s", p.name, p.cmd.ProcessState, p.out)
 		case <-ctx.Done():
-			m.stop()
-			return nil, ctx.Err()
+			p.stop()
+			return ctx.Err()
 		case <-deadline.C:
-			m.stop()
-			return nil, fmt.Errorf("stripe-mock did not answer on %s within 30s (%v):\n%s", m.url, err, out)
+			p.stop()
+			return fmt.Errorf("%s did not answer on %s within 30s (%v):\n%s", p.name, where, err, p.out)
 		case <-tick.C:
 		}
 	}
 }
 
-// stop ends a stripe-mock the demo started: politely, then by force.
-func (m *stripeMock) stop() {
-	if m.cmd == nil {
-		return
-	}
-	_ = m.cmd.Process.Signal(os.Interrupt) // fails only if it has exited already
+// stop ends the process: politely, then by force.
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt) // fails only if it has exited already
 	select {
-	case <-m.done:
+	case <-p.done:
 	case <-time.After(5 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.done
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 
@@ -138,10 +169,10 @@ func probeStripeMock(ctx context.Context, url string) error {
 	return nil
 }
 
-// findStripeMock looks for stripe-mock on PATH, then in $GOBIN,
+// findBinary looks for the program name on PATH, then in $GOBIN,
 // $GOPATH/bin and ~/go/bin, where `go install` puts it.
-func findStripeMock(getenv func(string) string) string {
-	if p, err := exec.LookPath("stripe-mock"); err == nil {
+func findBinary(name string, getenv func(string) string) string {
+	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
 	var dirs []string
@@ -155,7 +186,7 @@ func findStripeMock(getenv func(string) string) string {
 		dirs = append(dirs, filepath.Join(home, "go", "bin"))
 	}
 	for _, d := range dirs {
-		p := filepath.Join(d, "stripe-mock")
+		p := filepath.Join(d, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p
 		}

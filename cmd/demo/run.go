@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,8 @@ const (
 type options struct {
 	port, simPort, mockPort int
 	stripeMock              string
+	mailPort, mailWebPort   int
+	mailpit                 string
 	db                      string
 	verbose                 bool
 }
@@ -43,6 +46,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.simPort, "sim-port", 12113, "Checkout simulator port (0: any free port)")
 	fs.IntVar(&o.mockPort, "mock-port", 12111, "stripe-mock port, reused if stripe-mock already runs there (0: start one on a free port)")
 	fs.StringVar(&o.stripeMock, "stripe-mock", "", "stripe-mock binary (default: stripe-mock on PATH, else $GOPATH/bin/stripe-mock)")
+	fs.IntVar(&o.mailPort, "mail-port", 1025, "mailpit SMTP port; a mailpit already answering on both mail ports is reused (0: start one on a free port)")
+	fs.IntVar(&o.mailWebPort, "mail-web-port", 8025, "mailpit web page port, where the emails show (0: any free port)")
+	fs.StringVar(&o.mailpit, "mailpit", "", "mailpit binary (default: mailpit on PATH, else $GOPATH/bin/mailpit); without mailpit the demo sends no email")
 	fs.StringVar(&o.db, "db", "data/demo.db", "SQLite database file")
 	fs.BoolVar(&o.verbose, "v", false, "log every request, webhook and state change")
 	if err := fs.Parse(args); err != nil {
@@ -51,7 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	for _, p := range []int{o.port, o.simPort, o.mockPort} {
+	for _, p := range []int{o.port, o.simPort, o.mockPort, o.mailPort, o.mailWebPort} {
 		if p < 0 || p > 65535 {
 			return o, fmt.Errorf("port %d: want 0 to 65535", p)
 		}
@@ -59,8 +65,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-// run starts stripe-mock (unless it already runs), the simulator and the
-// shop, prints where to find them, and stops all of it when ctx ends.
+// run starts stripe-mock and mailpit (unless they already run), the
+// simulator and the shop, prints where to find them, and stops all of it
+// when ctx ends. Without mailpit the shop runs without email.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
@@ -80,6 +87,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer mock.stop()
+	mail, mailErr := startMailpit(ctx, o.mailpit, o.mailPort, o.mailWebPort, getenv, stderr, o.verbose)
+	if mailErr != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("running without email: mailpit is not available", "error", mailErr)
+	} else {
+		defer mail.stop()
+	}
 
 	shopLn, err := listen(o.port, "shop", "-port")
 	if err != nil {
@@ -123,11 +139,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"DEMO_MODE":              "true",
 		"ADMIN_PASSWORD":         password,
 	}
+	if mail != nil {
+		env["SMTP_URL"] = "smtp://" + mail.smtpAddr
+		env["MAIL_FROM"] = demoMailFrom
+		env["SHOP_OWNER_EMAIL"] = demoOwnerEmail
+	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
-	shop, err := app.New(ctx, cfg, log.With("component", "shop"), app.Options{OnFulfilled: (&announcer{w: stdout}).announce})
+	shop, err := app.New(ctx, cfg, log.With("component", "shop"), app.Options{OnFulfilled: (&announcer{w: stdout, mail: mail}).announce})
 	if err != nil {
 		return err
 	}
@@ -139,22 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { errc <- shop.ServeListener(ctx, shopLn, io.Discard) }()
 	go func() { errc <- serveSim(ctx, sim.Handler(), simLn, log) }()
 
-	fmt.Fprintf(stdout, `
-Demo shop running: demo mode, no real payments, no Stripe account needed.
-
-  Shop         %[1]s
-  Admin        %[1]s/admin/orders  (user admin, password %[2]s)
-
-  Test cards   4242 4242 4242 4242  pays (any email address)
-               4000 0000 0000 0002  is declined
-               "Pay by bank debit" on the payment page is a delayed payment
-
-  Behind it    Checkout simulator %[3]s, stripe-mock %[4]s (%[5]s),
-               orders in %[6]s
-
-Ctrl-C stops everything.
-
-`, shopURL, password, simURL, mock.url, mock.origin(), o.db)
+	printBanner(stdout, banner{shopURL: shopURL, password: password, simURL: simURL, mock: mock, mail: mail, mailErr: mailErr, db: o.db})
 
 	err = <-errc // the first server to stop, on Ctrl-C or failure, stops the other
 	cancel()
@@ -196,15 +202,64 @@ func serveSim(ctx context.Context, h http.Handler, ln net.Listener, log *slog.Lo
 	return nil
 }
 
+// banner is what the demo prints once everything runs.
+type banner struct {
+	shopURL, password, simURL string
+	mock                      *stripeMock
+	mail                      *mailpit // nil: no email
+	mailErr                   error    // why there is no email
+	db                        string
+}
+
+func printBanner(w io.Writer, b banner) {
+	var email, behind string
+	if b.mail != nil {
+		email = b.mail.webURL() + "  (mailpit: confirmation emails land here)"
+		behind = fmt.Sprintf("mailpit SMTP %s (%s), orders in %s", b.mail.smtpAddr, b.mail.origin(), b.db)
+	} else {
+		email = "off: " + oneLine(b.mailErr) + "\n               The shop runs without email; orders are still fulfilled."
+		behind = "orders in " + b.db
+	}
+	fmt.Fprintf(w, `
+Demo shop running: demo mode, no real payments, no Stripe account needed.
+
+  Shop         %[1]s
+  Email        %[7]s
+  Admin        %[1]s/admin/orders  (user admin, password %[2]s)
+
+  Test cards   4242 4242 4242 4242  pays (any email address)
+               4000 0000 0000 0002  is declined
+               "Pay by bank debit" on the payment page is a delayed payment
+
+  Behind it    Checkout simulator %[3]s, stripe-mock %[4]s (%[5]s),
+               %[6]s
+
+Ctrl-C stops everything.
+
+`, b.shopURL, b.password, b.simURL, b.mock.url, b.mock.origin(), behind, email)
+}
+
+// oneLine is the first line of err's message: a process's output after it
+// is for the -v log, not the banner.
+func oneLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return strings.TrimSuffix(s, ":")
+}
+
 // announcer prints one line per fulfilled order, so the end of the flow
 // shows in the terminal.
 type announcer struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu   sync.Mutex
+	w    io.Writer
+	mail *mailpit // nil: no email
 }
 
 func (a *announcer) announce(o orders.Order) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	fmt.Fprintf(a.w, "order %s paid and fulfilled: %s, receipt to %s\n", o.ID, money.Format(o.AmountTotal, o.Currency), o.Email)
+	fmt.Fprintf(a.w, "order %s paid and fulfilled: %s, receipt to %s", o.ID, money.Format(o.AmountTotal, o.Currency), o.Email)
+	if a.mail != nil {
+		fmt.Fprintf(a.w, "; emails at %s", a.mail.webURL())
+	}
+	fmt.Fprintln(a.w)
 }

@@ -10,19 +10,20 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shopcheckout/shop/internal/testenv"
 )
 
-// requireStripeMockBinary returns the stripe-mock binary, skipping the test
-// when there is none locally and failing it in CI.
-func requireStripeMockBinary(t testing.TB) string {
+// requireBinary returns the program name, skipping the test when there is
+// none locally and failing it in CI.
+func requireBinary(t testing.TB, name, install string) string {
 	t.Helper()
-	bin := findStripeMock(os.Getenv)
+	bin := findBinary(name, os.Getenv)
 	if bin == "" {
-		msg := "stripe-mock binary not found; install it with " + stripeMockInstall
+		msg := name + " binary not found; install it with " + install
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg + " (required in CI)")
 		}
@@ -31,24 +32,49 @@ func requireStripeMockBinary(t testing.TB) string {
 	return bin
 }
 
-// TestRunServesTheDemoAndStops starts the demo on free ports with its own
-// stripe-mock, buys a T-shirt through the printed URLs, and checks that
-// cancelling stops the shop, the simulator and stripe-mock.
-func TestRunServesTheDemoAndStops(t *testing.T) {
-	bin := requireStripeMockBinary(t)
+// startDemo runs the demo with args until the test ends, and returns its
+// output and the channel run's error arrives on.
+func startDemo(t testing.TB, args ...string) (stdout, stderr *testenv.SyncBuffer, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stdout, stderr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
-	args := []string{"-port", "0", "-sim-port", "0", "-mock-port", "0", "-stripe-mock", bin, "-db", filepath.Join(t.TempDir(), "demo.db")}
+	stdout, stderr = &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
+	args = append([]string{"-port", "0", "-sim-port", "0", "-mock-port", "0", "-stripe-mock", requireBinary(t, "stripe-mock", stripeMockInstall),
+		"-db", filepath.Join(t.TempDir(), "demo.db")}, args...)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, func(string) string { return "" }, stdout, stderr) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("run did not return within 30s of cancel")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	waitFor(t, stdout, "Ctrl-C stops everything", done)
+	return stdout, stderr, stop
+}
 
-	banner := waitFor(t, stdout, "Ctrl-C stops everything", done)
+// TestRunServesTheDemoAndStops starts the demo on free ports with its own
+// stripe-mock and mailpit, buys a T-shirt through the printed URLs, finds
+// the emails in mailpit, and checks that cancelling stops the shop, the
+// simulator, stripe-mock and mailpit.
+func TestRunServesTheDemoAndStops(t *testing.T) {
+	mailpitBin := requireBinary(t, "mailpit", mailpitInstall)
+	stdout, stderr, stop := startDemo(t, "-mailpit", mailpitBin, "-mail-port", "0", "-mail-web-port", "0")
+	banner := stdout.String()
 	shopURL := match(t, banner, `Shop\s+(http://localhost:\d+)`)
 	password := match(t, banner, `password (\S+)\)`)
 	simURL := match(t, banner, `Checkout simulator (http://localhost:\d+)`)
 	mockURL := match(t, banner, `stripe-mock (http://127\.0\.0\.1:\d+) \(started by the demo\)`)
-	for _, u := range []string{shopURL, simURL, mockURL} {
+	mailURL := match(t, banner, `Email\s+(http://localhost:\d+)\s+\(mailpit: confirmation emails land here\)`)
+	mailSMTP := "smtp://" + match(t, banner, `mailpit SMTP (127\.0\.0\.1:\d+) \(started by the demo\)`)
+	for _, u := range []string{shopURL, simURL, mockURL, mailURL, mailSMTP} {
 		if strings.HasSuffix(u, ":0") {
 			t.Errorf("banner shows %s, want the real port", u)
 		}
@@ -80,19 +106,31 @@ func TestRunServesTheDemoAndStops(t *testing.T) {
 	if page := get(t, successURL, "", http.StatusOK); !strings.Contains(page, "Payment received") {
 		t.Errorf("success page: got %q, want Payment received", page)
 	}
-	waitFor(t, stdout, "paid and fulfilled: $40.00, receipt to newcomer@example.com", done)
+	out := waitFor(t, stdout, "paid and fulfilled: $40.00, receipt to newcomer@example.com; emails at "+mailURL, nil)
+	orderID := match(t, out, `order (\S+) paid and fulfilled`)
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v\nstderr:\n%s", err, stderr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return within 30s of cancel")
+	// The confirmation and the owner's note are in mailpit, and the
+	// confirmation's link opens the order page.
+	box := testenv.Mailbox{URL: loopbackURL(mailURL)}
+	confirmation := box.Wait(t, "to:newcomer@example.com", 1, 15*time.Second)
+	if len(confirmation) != 1 || confirmation[0].Subject != "Your order "+orderID+" is confirmed" ||
+		confirmation[0].From != (testenv.MailAddress{Name: "Demo Shop", Address: "shop@demo.test"}) {
+		t.Errorf("mailpit: got %+v, want one confirmation of %s from Demo Shop <shop@demo.test>", confirmation, orderID)
 	}
-	for _, u := range []string{shopURL, simURL, mockURL} {
-		host := strings.TrimPrefix(u, "http://")
+	if owner := box.Wait(t, "to:"+demoOwnerEmail, 1, 15*time.Second); len(owner) != 1 || !strings.Contains(owner[0].Subject, "New order "+orderID) {
+		t.Errorf("mailpit: got %+v, want one new-order email to %s", owner, demoOwnerEmail)
+	}
+	text := box.Message(t, confirmation[0].ID).Text
+	orderPage := match(t, text, `(`+regexp.QuoteMeta(shopURL)+`/orders/\S+)`)
+	if page := get(t, orderPage, "", http.StatusOK); !strings.Contains(page, orderID) {
+		t.Errorf("order page %s: got %q, want it to show %s", orderPage, page, orderID)
+	}
+
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr)
+	}
+	for _, u := range []string{shopURL, simURL, mockURL, mailURL, mailSMTP} {
+		host := strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "smtp://")
 		host = strings.Replace(host, "localhost", "127.0.0.1", 1)
 		if c, err := net.DialTimeout("tcp", host, time.Second); err == nil {
 			c.Close()
@@ -103,6 +141,52 @@ func TestRunServesTheDemoAndStops(t *testing.T) {
 		t.Errorf("banner printed %d times, want once", n)
 	}
 }
+
+// TestRunWithoutMailpit gives the demo a mailpit that cannot start: the
+// shop still runs, and the banner says there is no email and why.
+func TestRunWithoutMailpit(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "mailpit")
+	stdout, stderr, stop := startDemo(t, "-mailpit", missing, "-mail-port", "0", "-mail-web-port", "0")
+	banner := stdout.String()
+	for _, want := range []string{"Email        off: start mailpit", mailpitInstall, "The shop runs without email"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner: got %q, want %q", banner, want)
+		}
+	}
+	if strings.Contains(banner, "mailpit SMTP") || strings.Contains(banner, "confirmation emails land here") {
+		t.Errorf("banner: got %q, want no mailpit address", banner)
+	}
+	if !strings.Contains(stderr.String(), "running without email") {
+		t.Errorf("stderr: got %q, want a warning", stderr)
+	}
+	shopURL := match(t, banner, `Shop\s+(http://localhost:\d+)`)
+	get(t, shopURL+"/", "", http.StatusOK)
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr)
+	}
+}
+
+// TestRunReusesMailpit points the demo at a mailpit that already runs: it
+// uses it, and leaves it running.
+func TestRunReusesMailpit(t *testing.T) {
+	smtpAddr, apiURL := testenv.Mailpit(t)
+	_, smtpPort, _ := net.SplitHostPort(smtpAddr)
+	webPort := match(t, apiURL, `:(\d+)$`)
+	stdout, stderr, stop := startDemo(t, "-mailpit", filepath.Join(t.TempDir(), "not-needed"), "-mail-port", smtpPort, "-mail-web-port", webPort)
+	banner := stdout.String()
+	for _, want := range []string{"Email        http://localhost:" + webPort, "mailpit SMTP 127.0.0.1:" + smtpPort + " (already running)"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner: got %q, want %q", banner, want)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr)
+	}
+	testenv.Mailpit(t) // still answers
+}
+
+// loopbackURL is u with localhost spelled 127.0.0.1, where the demo listens.
+func loopbackURL(u string) string { return strings.Replace(u, "//localhost:", "//127.0.0.1:", 1) }
 
 func TestRunRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-port", "70000"}, {"extra"}, {"-nope"}} {

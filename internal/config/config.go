@@ -369,13 +369,26 @@ func parseDatabase(raw string, bad func(string, ...any)) Database {
 	return Database{}
 }
 
-// redactURL hides a password in a URL so it can be shown in an error.
+// redactURL hides a password in a URL so it can be shown in an error. A
+// value that does not parse as a URL with an authority (a password with a
+// "/" or "#" in it, a bad escape, a missing scheme) loses everything before
+// its last "@", where a password would be.
 func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if u, err := url.Parse(raw); err == nil && u.Opaque == "" {
+		if u.User == nil {
+			return raw
+		}
+		return u.Redacted()
+	}
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
 		return raw
 	}
-	return u.Redacted()
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return raw[:start] + "xxxxx" + raw[at:]
 }
 
 func mode(key string) string {

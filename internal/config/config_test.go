@@ -119,6 +119,50 @@ func TestLoadRejects(t *testing.T) {
 		{"bad burst", map[string]string{"RATE_LIMIT_BURST": "0"}, []string{"RATE_LIMIT_BURST must be"}},
 		{"bad global", map[string]string{"RATE_LIMIT_GLOBAL_PER_SECOND": "fast"}, []string{"RATE_LIMIT_GLOBAL_PER_SECOND must be a number"}},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, []string{"LOG_FORMAT must be"}},
+		{"fulfilment url without secret", map[string]string{"FULFILMENT_WEBHOOK_URL": "https://orders.example.com/hook"},
+			[]string{"FULFILMENT_WEBHOOK_URL is set but FULFILMENT_WEBHOOK_SECRET is not"}},
+		{"fulfilment secret without url", map[string]string{"FULFILMENT_WEBHOOK_SECRET": strings.Repeat("s", 32)},
+			[]string{"FULFILMENT_WEBHOOK_SECRET is set but FULFILMENT_WEBHOOK_URL is not"}},
+		{"short fulfilment secret", map[string]string{"FULFILMENT_WEBHOOK_URL": "https://orders.example.com/hook", "FULFILMENT_WEBHOOK_SECRET": "secretpw"},
+			[]string{"FULFILMENT_WEBHOOK_SECRET must be at least 32 characters, got 8"}},
+		{"fulfilment url not http", map[string]string{"FULFILMENT_WEBHOOK_URL": "ftp://u:secretpw@orders.example.com/hook", "FULFILMENT_WEBHOOK_SECRET": strings.Repeat("s", 32)},
+			[]string{"FULFILMENT_WEBHOOK_URL must be an absolute http(s) URL"}},
+		{"fulfilment url relative", map[string]string{"FULFILMENT_WEBHOOK_URL": "orders.example.com/hook", "FULFILMENT_WEBHOOK_SECRET": strings.Repeat("s", 32)},
+			[]string{"FULFILMENT_WEBHOOK_URL must be an absolute http(s) URL"}},
+		{"smtp without from", map[string]string{"SMTP_URL": "smtp://mail.example.com"}, []string{"SMTP_URL is set but MAIL_FROM is not"}},
+		{"from without smtp", map[string]string{"MAIL_FROM": "shop@example.com"}, []string{"MAIL_FROM and SHOP_OWNER_EMAIL need SMTP_URL"}},
+		{"owner without smtp", map[string]string{"SHOP_OWNER_EMAIL": "owner@example.com"}, []string{"MAIL_FROM and SHOP_OWNER_EMAIL need SMTP_URL"}},
+		{"smtp scheme", map[string]string{"SMTP_URL": "https://u:secretpw@mail.example.com", "MAIL_FROM": "shop@example.com"},
+			[]string{"SMTP_URL must be smtp://", "the scheme is not smtp or smtps", "https://u:xxxxx@mail.example.com"}},
+		{"smtp without scheme", map[string]string{"SMTP_URL": "user:secretpw@mail.example.com:587", "MAIL_FROM": "shop@example.com"},
+			[]string{"SMTP_URL must be smtp://"}},
+		{"smtp without host", map[string]string{"SMTP_URL": "smtp://u:secretpw@:25", "MAIL_FROM": "shop@example.com"},
+			[]string{"SMTP_URL must be smtp://", "it needs a host"}},
+		{"smtp port range", map[string]string{"SMTP_URL": "smtp://u:secretpw@mail.example.com:70000", "MAIL_FROM": "shop@example.com"},
+			[]string{"SMTP_URL must be smtp://", "the port is not a number from 1 to 65535"}},
+		{"smtp port zero", map[string]string{"SMTP_URL": "smtps://mail.example.com:0", "MAIL_FROM": "shop@example.com"},
+			[]string{"SMTP_URL must be smtp://", "the port is not a number"}},
+		{"smtp with path", map[string]string{"SMTP_URL": "smtp://mail.example.com/inbox", "MAIL_FROM": "shop@example.com"},
+			[]string{"SMTP_URL must be smtp://", "nothing after it"}},
+		{"smtp with query", map[string]string{"SMTP_URL": "smtp://mail.example.com?tls=off", "MAIL_FROM": "shop@example.com"},
+			[]string{"SMTP_URL must be smtp://", "nothing after it"}},
+		// A URL that does not parse still hides its password.
+		{"smtp password with a slash", map[string]string{"SMTP_URL": "smtp://user:secretpw/x@mail.example.com", "MAIL_FROM": "shop@example.com"},
+			[]string{"SMTP_URL must be smtp://", "mail.example.com"}},
+		{"smtp password with a hash", map[string]string{"SMTP_URL": "smtps://user:secretpw#x@mail.example.com", "MAIL_FROM": "shop@example.com"},
+			[]string{"SMTP_URL must be smtp://", "mail.example.com"}},
+		{"smtp password badly escaped", map[string]string{"SMTP_URL": "smtp://user:secretpw%zz@mail.example.com", "MAIL_FROM": "shop@example.com"},
+			[]string{"SMTP_URL must be smtp://", "not a URL"}},
+		{"bad from", map[string]string{"SMTP_URL": "smtp://mail.example.com", "MAIL_FROM": "the shop"},
+			[]string{"MAIL_FROM must be an email address", `"the shop"`}},
+		{"owner with a name", map[string]string{"SMTP_URL": "smtp://mail.example.com", "MAIL_FROM": "shop@example.com", "SHOP_OWNER_EMAIL": "Owner <owner@example.com>"},
+			[]string{"SHOP_OWNER_EMAIL must be one email address"}},
+		{"owner list", map[string]string{"SMTP_URL": "smtp://mail.example.com", "MAIL_FROM": "shop@example.com", "SHOP_OWNER_EMAIL": "a@example.com, b@example.com"},
+			[]string{"SHOP_OWNER_EMAIL must be one email address"}},
+		{"bad owner", map[string]string{"SMTP_URL": "smtp://mail.example.com", "MAIL_FROM": "shop@example.com", "SHOP_OWNER_EMAIL": "owner"},
+			[]string{"SHOP_OWNER_EMAIL must be one email address"}},
+		{"every mail problem at once", map[string]string{"SMTP_URL": "smtp://u:secretpw@mail.example.com:x", "SHOP_OWNER_EMAIL": "owner", "FULFILMENT_WEBHOOK_SECRET": "short"},
+			[]string{"SMTP_URL must be", "SMTP_URL is set but MAIL_FROM is not", "SHOP_OWNER_EMAIL must be", "FULFILMENT_WEBHOOK_SECRET is set but FULFILMENT_WEBHOOK_URL is not"}},
 		{"several at once", map[string]string{"STRIPE_SECRET_KEY": "", "PORT": "x", "BASE_URL": "nope"},
 			[]string{"STRIPE_SECRET_KEY is not set", "PORT must be", "BASE_URL must be"}},
 	}
@@ -147,7 +191,7 @@ func TestLoadRejects(t *testing.T) {
 				}
 			}
 			if strings.Contains(err.Error(), "secretpw") {
-				t.Errorf("error shows a database password: %v", err)
+				t.Errorf("error shows a password: %v", err)
 			}
 		})
 	}
@@ -159,5 +203,65 @@ func TestLive(t *testing.T) {
 	c, err := Load(env(e))
 	if err != nil || !c.Live() {
 		t.Errorf("got live=%v err=%v, want live", c.Live(), err)
+	}
+}
+
+func TestLoadFulfilment(t *testing.T) {
+	secret := strings.Repeat("s", MinFulfilmentSecret)
+	tests := []struct {
+		name string
+		set  map[string]string
+		want Fulfilment
+	}{
+		{"nothing", nil, Fulfilment{}},
+		{"webhook", map[string]string{"FULFILMENT_WEBHOOK_URL": "https://orders.example.com/hook", "FULFILMENT_WEBHOOK_SECRET": secret},
+			Fulfilment{WebhookURL: "https://orders.example.com/hook", WebhookSecret: secret}},
+		{"smtp defaults to 587 with STARTTLS", map[string]string{"SMTP_URL": "smtp://mail.example.com", "MAIL_FROM": "Shop <orders@example.com>"},
+			Fulfilment{SMTP: &SMTP{Host: "mail.example.com", Port: 587}, MailFrom: "Shop <orders@example.com>"}},
+		{"smtps defaults to 465 with implicit TLS", map[string]string{"SMTP_URL": "smtps://mail.example.com/", "MAIL_FROM": "orders@example.com"},
+			Fulfilment{SMTP: &SMTP{Host: "mail.example.com", Port: 465, ImplicitTLS: true}, MailFrom: "orders@example.com"}},
+		{"user, password and port", map[string]string{"SMTP_URL": "smtp://apikey:p%40ss%3Aword@mail.example.com:2525", "MAIL_FROM": "orders@example.com", "SHOP_OWNER_EMAIL": "owner@example.com"},
+			Fulfilment{SMTP: &SMTP{Host: "mail.example.com", Port: 2525, Username: "apikey", Password: "p@ss:word"}, MailFrom: "orders@example.com", OwnerEmail: "owner@example.com"}},
+		{"smtps with a port", map[string]string{"SMTP_URL": "smtps://u:pw@mail.example.com:8465", "MAIL_FROM": "orders@example.com"},
+			Fulfilment{SMTP: &SMTP{Host: "mail.example.com", Port: 8465, Username: "u", Password: "pw", ImplicitTLS: true}, MailFrom: "orders@example.com"}},
+		{"IPv6 host", map[string]string{"SMTP_URL": "smtp://[::1]:1025", "MAIL_FROM": "orders@example.com"},
+			Fulfilment{SMTP: &SMTP{Host: "::1", Port: 1025}, MailFrom: "orders@example.com"}},
+		{"everything", map[string]string{"SMTP_URL": " smtp://127.0.0.1:1025 ", "MAIL_FROM": "Demo Shop <shop@demo.test>", "SHOP_OWNER_EMAIL": "owner@demo.test",
+			"FULFILMENT_WEBHOOK_URL": "http://127.0.0.1:9000/hook", "FULFILMENT_WEBHOOK_SECRET": secret},
+			Fulfilment{WebhookURL: "http://127.0.0.1:9000/hook", WebhookSecret: secret, SMTP: &SMTP{Host: "127.0.0.1", Port: 1025},
+				MailFrom: "Demo Shop <shop@demo.test>", OwnerEmail: "owner@demo.test"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := valid()
+			for k, v := range tt.set {
+				e[k] = v
+			}
+			c, err := Load(env(e))
+			if err != nil {
+				t.Fatalf("Load: got %v, want no error", err)
+			}
+			if diff := cmp.Diff(tt.want, c.Fulfilment); diff != "" {
+				t.Errorf("Fulfilment (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"postgres://u:secretpw@db/shop", "postgres://u:xxxxx@db/shop"},
+		{"smtp://u:secretpw@mail.example.com:587", "smtp://u:xxxxx@mail.example.com:587"},
+		{"smtp://u:secret/pw@mail.example.com", "smtp://xxxxx@mail.example.com"},
+		{"smtp://u:secret#pw@mail.example.com", "smtp://xxxxx@mail.example.com"},
+		{"smtp://u:secret%zz@mail.example.com", "smtp://xxxxx@mail.example.com"},
+		{"u:secretpw@mail.example.com:587", "xxxxx@mail.example.com:587"},
+		{"https://hooks.example.com/x?to=a@b.example", "https://hooks.example.com/x?to=a@b.example"},
+		{"smtp://mail.example.com", "smtp://mail.example.com"},
+		{"not a url", "not a url"},
+	} {
+		if got := redactURL(tt.in); got != tt.want {
+			t.Errorf("redactURL(%q): got %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }

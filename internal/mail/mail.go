@@ -13,8 +13,10 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
+	"net"
 	netmail "net/mail"
 	"net/url"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -198,7 +200,11 @@ func (m *Mailer) Send(ctx context.Context, n orders.Notification) error {
 		return fmt.Errorf("smtp client: %w", err)
 	}
 	if err := c.DialAndSendWithContext(ctx, gm); err != nil {
-		return fmt.Errorf("send to %s:%d: %w", m.cfg.SMTP.Host, m.cfg.SMTP.Port, err)
+		if errors.Is(err, gomail.ErrNoSupportedAuthDiscovered) {
+			// go-mail sends a password in clear (PLAIN, LOGIN) only over TLS.
+			err = fmt.Errorf("%w: the server offers no TLS, or no login mechanism that keeps the password secret without it; use smtps://, a server with STARTTLS, or SMTP_URL without a user", err)
+		}
+		return fmt.Errorf("send to %s: %w", net.JoinHostPort(m.cfg.SMTP.Host, strconv.Itoa(m.cfg.SMTP.Port)), err)
 	}
 	return nil
 }

@@ -4,10 +4,15 @@
 package testenv
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,6 +63,59 @@ func Postgres(t testing.TB) string {
 		Unavailable(t, "PostgreSQL tests need SHOP_TEST_POSTGRES_URL: export SHOP_TEST_POSTGRES_URL=$(make -s postgres)")
 	}
 	return u
+}
+
+// Mailpit returns the SMTP address (MAILPIT_SMTP, default 127.0.0.1:1025)
+// and the HTTP API base URL (MAILPIT_URL, default http://127.0.0.1:8025) of
+// a running mailpit, or skips/fails. Tests share one mailpit, so each one
+// sends to recipients of its own and finds its messages by searching for
+// them (see Mailbox), never by expecting an empty mailbox.
+func Mailpit(t testing.TB) (smtpAddr, apiURL string) {
+	t.Helper()
+	smtpAddr = os.Getenv("MAILPIT_SMTP")
+	if smtpAddr == "" {
+		smtpAddr = "127.0.0.1:1025"
+	}
+	apiURL = strings.TrimRight(os.Getenv("MAILPIT_URL"), "/")
+	if apiURL == "" {
+		apiURL = "http://127.0.0.1:8025"
+	}
+	if err := probeMailpit(smtpAddr, apiURL); err != nil {
+		Unavailable(t, "mailpit is not running at SMTP %s, API %s (%v): start it with `make mailpit` or set MAILPIT_SMTP and MAILPIT_URL", smtpAddr, apiURL, err)
+	}
+	return smtpAddr, apiURL
+}
+
+// probeMailpit checks that mailpit's API answers at apiURL and that an SMTP
+// server greets on smtpAddr.
+func probeMailpit(smtpAddr, apiURL string) error {
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(apiURL + "/api/v1/messages?limit=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Total    *uint64           `json:"total"`
+		Messages []json.RawMessage `json:"messages"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); resp.StatusCode != http.StatusOK || err != nil || list.Total == nil || list.Messages == nil {
+		return fmt.Errorf("%s answered %s, but not as mailpit's API does", apiURL, resp.Status)
+	}
+	c, err := net.DialTimeout("tcp", smtpAddr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	greeting, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("SMTP %s: no greeting: %w", smtpAddr, err)
+	}
+	if !strings.HasPrefix(greeting, "220") {
+		return errors.New("SMTP " + smtpAddr + " greeted with " + strings.TrimSpace(greeting))
+	}
+	_, _ = c.Write([]byte("QUIT\r\n"))
+	return nil
 }
 
 // SyncBuffer collects what a server writes while a test reads it.

@@ -22,7 +22,7 @@ type adminOrdersPage struct {
 
 type adminOrderRow struct {
 	Created, Status, Review, Items, Amount, Currency, Email, SessionID, Fulfilled string
-	Notifications                                                                []notificationView
+	Notifications                                                                 []notificationView
 }
 
 type notificationView struct {

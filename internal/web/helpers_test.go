@@ -24,6 +24,7 @@ import (
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/sqlite"
+	"github.com/shopcheckout/shop/internal/storetest"
 	"github.com/shopcheckout/shop/internal/testenv"
 	"github.com/shopcheckout/shop/static"
 	"github.com/shopcheckout/shop/templates"
@@ -229,7 +230,9 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 	if wrap != nil {
 		seen = wrap(store)
 	}
-	svc := orders.NewService(seen, log)
+	// Every notification channel is on, so fulfilments queue notifications
+	// (nothing delivers them here).
+	svc := orders.NewService(seen, log, orders.WithChannels(storetest.AllChannels))
 	srv, err := NewServer(Deps{
 		Config: cfg, Catalog: cat, Orders: svc, Links: testLinks,
 		Sessions: fake, Logger: log, Templates: templates.FS, Static: static.FS,

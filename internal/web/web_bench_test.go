@@ -16,8 +16,8 @@ import (
 	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/metrics"
 	"github.com/shopcheckout/shop/internal/orders"
-	"github.com/shopcheckout/shop/internal/storetest"
 	"github.com/shopcheckout/shop/internal/sqlite"
+	"github.com/shopcheckout/shop/internal/storetest"
 	"github.com/shopcheckout/shop/static"
 	"github.com/shopcheckout/shop/templates"
 )
