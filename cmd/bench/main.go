@@ -51,6 +51,7 @@ type options struct {
 	pprof      bool
 	rounds     int
 	only       string
+	outboxRate float64
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,6 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.StringVar(&o.stripeMock, "stripe-mock", "127.0.0.1:12111", "stripe-mock's address (started from GOPATH/bin if nobody listens there)")
 	fl.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, database, logs)")
 	fl.StringVar(&o.only, "only", "", "measure only the endpoints whose label contains this (e.g. webhook)")
+	fl.Float64Var(&o.outboxRate, "outbox-rate", 200, "paid webhooks per second in the outbox latency run")
 	fl.IntVar(&o.rounds, "rounds", 5, "turns in which the shop and its ceiling share each endpoint's time (1 with -pprof)")
 	fl.BoolVar(&o.pprof, "pprof", false, "build the shop with net/http/pprof and keep a CPU profile of each shop measurement in the work directory")
 	if err := fl.Parse(args); err != nil {
@@ -103,6 +105,7 @@ type bench struct {
 	log       io.Writer
 	procs     []*proc
 	pprofAddr string // the shop's net/http/pprof, with -pprof
+	receiver  *receiver
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -140,6 +143,12 @@ func (b *bench) run(ctx context.Context) (*table, error) {
 	}
 	b.logf("seeded in %v", time.Since(start).Round(time.Millisecond))
 
+	rcv, err := startReceiver()
+	if err != nil {
+		return nil, err
+	}
+	defer rcv.close()
+	b.receiver = rcv
 	shop, shopAddr, ready, err := b.startShop(ctx, shopBin, dbPath)
 	if err != nil {
 		return nil, err
@@ -167,7 +176,7 @@ func (b *bench) run(ctx context.Context) (*table, error) {
 	}{
 		{"GET /", "reference", b.opts.conns, pageLoad("shop", shopAddr, "/", "text/html"), pageLoad("reference", refAddr, "/", "text/html"), 0.7},
 		{"GET /config", "reference", b.opts.conns, pageLoad("shop", shopAddr, "/config", "application/json"), pageLoad("reference", refAddr, "/config", "application/json"), 0.8},
-		{"POST /webhook (durable)", "reference", b.opts.senders, l.webhookLoad("shop", shopAddr, true), l.webhookLoad("reference", refAddr, false), 0.5},
+		{"POST /webhook (durable, + outbox row)", "reference", b.opts.senders, l.webhookLoad("shop", shopAddr, true), l.webhookLoad("reference", refAddr, false), 0.5},
 		{"POST /create-checkout-session", "stripe-mock", b.opts.senders, l.checkoutLoad(shopAddr), stripeMockLoad(b.opts.stripeMock), 0.6},
 	}
 	mockPID := findProcess("stripe-mock")
@@ -193,6 +202,35 @@ func (b *bench) run(ctx context.Context) (*table, error) {
 			problems = append(problems, fmt.Sprintf("%s: %d failed requests to the shop; first: %v", p.label, rs.failures, rs.firstErr))
 		}
 	}
+	if strings.Contains("outbox", b.opts.only) || b.opts.only == "" {
+		b.logf("outbox: paid webhooks at %.0f/s for %v, open loop", b.opts.outboxRate, b.opts.d)
+		lat, err := l.outboxLatency(ctx, shopAddr, rcv, b.opts.outboxRate, b.opts.d)
+		t.outbox = &lat
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("outbox: %v (%d missing)", err, lat.missing))
+		}
+		if lat.failures > 0 {
+			problems = append(problems, fmt.Sprintf("outbox: %d webhooks not acknowledged", lat.failures))
+		}
+	}
+	// Every acknowledged payment's notification reaches the receiver.
+	want := 0
+	for i := range l.acked {
+		if l.acked[i].Load() {
+			want++
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for rcv.count() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.check.delivered, t.check.redelivered, t.check.badSignatures = rcv.count(), int(rcv.duplicates.Load()), int(rcv.bad.Load())
+	if t.check.delivered != want {
+		problems = append(problems, fmt.Sprintf("%d paid orders acknowledged, %d order.paid notifications delivered", want, t.check.delivered))
+	}
+	if t.check.badSignatures > 0 {
+		problems = append(problems, fmt.Sprintf("%d deliveries with a bad signature", t.check.badSignatures))
+	}
 	if t.peakRSS, t.rss, err = shop.memory(); err != nil {
 		return t, fmt.Errorf("read the shop's memory: %w", err)
 	}
@@ -202,7 +240,9 @@ func (b *bench) run(ctx context.Context) (*table, error) {
 	if l.exhausted.Load() {
 		t.notes = append(t.notes, fmt.Sprintf("the %d seeded orders ran out: raise -orders", b.opts.orders))
 	}
+	delivered := t.check
 	t.check, err = verify(ctx, dbPath, l)
+	t.check.delivered, t.check.redelivered, t.check.badSignatures = delivered.delivered, delivered.redelivered, delivered.badSignatures
 	t.check.problems = append(t.check.problems, problems...)
 	if err == nil && len(problems) > 0 {
 		err = errors.New("verification failed")
@@ -247,6 +287,7 @@ func (b *bench) startShop(ctx context.Context, bin, dbPath string) (shop *proc, 
 		"STRIPE_SECRET_KEY=" + secretKey, "STRIPE_PUBLISHABLE_KEY=" + publishableKey, "STRIPE_WEBHOOK_SECRET=" + webhookSecret,
 		"PORT=" + strconv.Itoa(port), "BASE_URL=http://" + addr, "DATABASE_URL=sqlite:" + dbPath,
 		"STRIPE_API_BASE=http://" + b.opts.stripeMock, "RATE_LIMIT_PER_MINUTE=0", "RATE_LIMIT_GLOBAL_PER_SECOND=0",
+		"FULFILMENT_WEBHOOK_URL=" + b.receiver.url(), "FULFILMENT_WEBHOOK_SECRET=" + receiverSecret,
 	}
 	if b.opts.pprof {
 		pport, err := freePort()

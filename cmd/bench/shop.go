@@ -227,7 +227,10 @@ func stripeMockLoad(addr string) phase {
 type check struct {
 	acked, stored, paid, fulfilled int // over the events the shop acknowledged
 	events, checkouts, sessions    int
-	problems                       []string
+	// order.paid notifications the receiver took (one per acknowledged
+	// payment), again, and refused for their signature.
+	delivered, redelivered, badSignatures int
+	problems                              []string
 }
 
 // verify opens the shop's database after the run and checks that every

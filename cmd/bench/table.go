@@ -16,6 +16,7 @@ type table struct {
 	peakRSS, rss int64
 	check        check
 	notes        []string
+	outbox       *latency
 }
 
 type row struct {
@@ -30,6 +31,9 @@ const (
 	maxP99   = 10 * time.Millisecond // for the pages, at 32 connections
 	maxRSS   = 48 << 20
 	maxReady = 200 * time.Millisecond
+	// maxOutboxP99 bounds the time from a webhook's 2xx to the receiver's
+	// 2xx for that order's notification.
+	maxOutboxP99 = time.Second
 )
 
 func (t *table) add(label, vs string, conns int, shop, ref result, target float64) {
@@ -81,12 +85,18 @@ func (t *table) print(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(tw, "disk fsyncs/s (4 KiB + fdatasync)\t\t\t%.0f\t\t\t\t\t\t\t\n", t.fsyncs)
-	fmt.Fprintf(tw, "shop webhook writes/s (ApplyEvent + Fulfil)\t\t\t%.0f\t\t\t\t%.2f × fsyncs/s\t\t\t\n", 2*webhooks, 2*webhooks/t.fsyncs)
+	fmt.Fprintf(tw, "shop webhook writes/s (one a paid event: event, payment, fulfilment, outbox row)\t\t\t%.0f\t\t\t\t%.2f × fsyncs/s\t\t\t\n", webhooks, webhooks/t.fsyncs)
+	if o := t.outbox; o != nil {
+		fmt.Fprintf(tw, "outbox: webhook 2xx → receiver 2xx at %.0f paid orders/s (%d)\t\t\t\t%s\t%s\tmax %s\t\t< %v p99\t%s\t\n",
+			o.rate, len(o.lat), ms(o.quantile(0.5)), ms(o.quantile(0.99)), ms(o.quantile(1)), maxOutboxP99,
+			verdict(len(o.lat) > 0 && o.missing == 0 && o.quantile(0.99) < maxOutboxP99))
+	}
 	tw.Flush()
 	c := t.check
 	fmt.Fprintf(w, "\ncorrectness: %d webhooks answered 2xx, %d found stored (re-applying each is a duplicate), %d orders paid, %d fulfilled; "+
-		"%d events in the database; %d checkouts answered 303, %d pending orders with their session; %d 5xx answers from the shop; %d failed requests in all\n",
-		c.acked, c.stored, c.paid, c.fulfilled, c.events, c.checkouts, c.sessions, serverErrs, fails)
+		"%d events in the database; %d order.paid notifications delivered (%d redelivered, %d bad signatures); "+
+		"%d checkouts answered 303, %d pending orders with their session; %d 5xx answers from the shop; %d failed requests in all\n",
+		c.acked, c.stored, c.paid, c.fulfilled, c.events, c.delivered, c.redelivered, c.badSignatures, c.checkouts, c.sessions, serverErrs, fails)
 	for _, p := range c.problems {
 		fmt.Fprintf(w, "  PROBLEM: %s\n", p)
 	}

@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
-	log := app.NewLogger(cfg.LogFormat, stderr)
+	log := app.NewLogger(cfg, stderr)
 	shop, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,6 +93,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		orders.WithChannels(orders.Channels{Webhook: f.WebhookURL != "", EmailCustomer: f.SMTP != nil, OwnerEmail: f.OwnerEmail}),
 		orders.OnFulfilled(onFulfilled),
 		orders.OnStoreError(a.Metrics.StoreError),
+		orders.OnAlarm(a.Metrics.Alarm),
+		orders.WithLiveMode(cfg.Live()),
 		orders.OnQueued(func() { a.Outbox.Wake() }), // set below, before any write
 	)
 	key, err := a.Orders.Secret(ctx, "order-page")
@@ -99,6 +102,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	links := orders.LinkKey(key)
+	formKey, err := a.Orders.Secret(ctx, "form-token")
+	if err != nil {
+		return nil, err
+	}
 	senders := map[orders.Channel]outbox.Sender{}
 	if f.WebhookURL != "" {
 		senders[orders.ChannelWebhook] = outbox.NewWebhook(f.WebhookURL, f.WebhookSecret, opts.OutboxHTTPClient, nil)
@@ -129,6 +136,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Catalog:   cat,
 		Orders:    a.Orders,
 		Links:     links,
+		FormKey:   formKey,
 		Sessions:  sc.CheckoutSessions,
 		Logger:    log,
 		Templates: templates.FS,
@@ -174,7 +182,7 @@ func OpenStore(ctx context.Context, db config.Database) (orders.Store, error) {
 // Reconcile applies the checkout.session.* events of the last window that
 // the shop has not seen.
 func (a *App) Reconcile(ctx context.Context, window time.Duration) (reconcile.Report, error) {
-	return reconcile.Run(ctx, a.Events, a.Orders, time.Now().Add(-window), a.log)
+	return reconcile.Run(ctx, a.Events, a.Orders, reconcile.Options{Since: time.Now().Add(-window)}, a.log)
 }
 
 // reconcileEvery runs Reconcile on a ticker until ctx ends.
@@ -314,10 +322,38 @@ func NewHTTPServer(h http.Handler, cfg config.Config, log *slog.Logger) *http.Se
 	}
 }
 
-// NewLogger builds the shop's logger: text or JSON lines on w.
-func NewLogger(format string, w io.Writer) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+// NewLogger builds the shop's logger: text or JSON lines on w. Shoppers'
+// email addresses are masked in every line (a***@example.com), whichever
+// package logs them, unless the operator turned on LOG_CUSTOMER_EMAILS.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{}
+	if !cfg.LogCustomerEmails {
+		opts.ReplaceAttr = maskEmails
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// maskEmails masks the value of every attribute named email.
+func maskEmails(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == "email" && a.Value.Kind() == slog.KindString {
+		return slog.String(a.Key, MaskEmail(a.Value.String()))
+	}
+	return a
+}
+
+// MaskEmail keeps the first character of an address's local part and its
+// domain: enough to tell shoppers apart in a log, not to write to them.
+func MaskEmail(addr string) string {
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok || local == "" {
+		if addr == "" {
+			return ""
+		}
+		return "***"
+	}
+	r := []rune(local)
+	return string(r[0]) + "***@" + domain
 }

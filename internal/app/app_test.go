@@ -142,3 +142,32 @@ func TestMetricsAddrTakenFailsBeforeServing(t *testing.T) {
 		t.Error("the shop port still accepts connections after the failure")
 	}
 }
+
+func TestLoggerMasksEmails(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var buf strings.Builder
+		log := NewLogger(config.Config{LogFormat: format}, &buf)
+		log.Info("order fulfilled", "order_id", "ord_1", "email", "shopper@example.com")
+		log.With("email", "other@example.com").Info("with")
+		log.Info("grouped", slog.Group("order", slog.String("email", "grouped@example.com")))
+		out := buf.String()
+		for _, leak := range []string{"shopper@", "other@", "grouped@"} {
+			if strings.Contains(out, leak) {
+				t.Errorf("%s: the log shows %s...:\n%s", format, leak, out)
+			}
+		}
+		if !strings.Contains(out, "s***@example.com") || !strings.Contains(out, "o***@example.com") || !strings.Contains(out, "g***@example.com") {
+			t.Errorf("%s: masked addresses missing:\n%s", format, out)
+		}
+		buf.Reset()
+		NewLogger(config.Config{LogFormat: format, LogCustomerEmails: true}, &buf).Info("x", "email", "shopper@example.com")
+		if !strings.Contains(buf.String(), "shopper@example.com") {
+			t.Errorf("%s with LOG_CUSTOMER_EMAILS: the address is masked:\n%s", format, buf.String())
+		}
+	}
+	for in, want := range map[string]string{"": "", "x": "***", "@example.com": "***", "élise@example.fr": "é***@example.fr"} {
+		if got := MaskEmail(in); got != want {
+			t.Errorf("MaskEmail(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

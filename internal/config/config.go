@@ -54,6 +54,14 @@ type Config struct {
 	// Fulfilment is where paid orders are announced: the order webhook and
 	// the emails.
 	Fulfilment Fulfilment
+	// SessionTTL is how long a Checkout Session stays open
+	// (CHECKOUT_SESSION_TTL, default 30m, from 30m to 24h as Stripe
+	// allows): its expires_at, the life of the form token that names its
+	// order, and how long a pending order is re-used.
+	SessionTTL time.Duration
+	// LogCustomerEmails shows shoppers' email addresses in logs
+	// (LOG_CUSTOMER_EMAILS); by default they are masked, a***@example.com.
+	LogCustomerEmails bool
 }
 
 // Fulfilment configures the notifications of paid orders.
@@ -233,9 +241,6 @@ func Load(getenv func(string) string) (Config, error) {
 		c.CheckoutOrigins = append(c.CheckoutOrigins, u.Scheme+"://"+u.Host)
 	}
 	c.DemoMode = boolVar(get("DEMO_MODE"), "DEMO_MODE", bad)
-	if c.DemoMode && c.Live() {
-		bad("DEMO_MODE is set with live keys: demo mode is for test keys only")
-	}
 	c.MetricsAddr = get("METRICS_ADDR")
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
@@ -261,6 +266,11 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Fulfilment = loadFulfilment(get, bad)
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("LOG_FORMAT must be text or json, got %q", c.LogFormat)
+	}
+	c.LogCustomerEmails = boolVar(get("LOG_CUSTOMER_EMAILS"), "LOG_CUSTOMER_EMAILS", bad)
+	c.SessionTTL = durationRange(get("CHECKOUT_SESSION_TTL"), 30*time.Minute, 30*time.Minute, 24*time.Hour, "CHECKOUT_SESSION_TTL", bad)
+	if c.Live() {
+		liveProblems(c, bad)
 	}
 
 	if len(p) > 0 {
@@ -345,6 +355,38 @@ func parseSMTP(raw string) (SMTP, error) {
 		s.Password, _ = u.User.Password()
 	}
 	return s, nil
+}
+
+// MinLiveAdminPassword is the shortest ADMIN_PASSWORD a live shop takes.
+const MinLiveAdminPassword = 16
+
+// liveProblems names the settings a shop with live keys refuses: each is a
+// convenience of test mode that, with real money, ships goods unpaid, sends
+// the key elsewhere, or leaves the shop open.
+func liveProblems(c Config, bad func(string, ...any)) {
+	if c.BaseURL != nil && c.BaseURL.Scheme != "https" {
+		bad("BASE_URL must be https:// with live keys (shoppers come back to it from Stripe), got %q", c.BaseURL.String())
+	}
+	if c.StripeAPIBase != "" {
+		bad("STRIPE_API_BASE is set with live keys: the live key would be sent to %q instead of Stripe, and a simulator there confirms payments nobody made; unset it", c.StripeAPIBase)
+	}
+	if len(c.CheckoutOrigins) > 0 {
+		bad("CHECKOUT_ORIGINS is set with live keys: it lets the browser be sent to payment pages other than Stripe's; unset it")
+	}
+	if c.DemoMode {
+		bad("DEMO_MODE is set with live keys: demo mode is for test keys only")
+	}
+	if len(c.WebhookSecrets) == 0 {
+		bad("STRIPE_WEBHOOK_SECRET is empty with live keys: without signed webhooks delayed payments, refunds and disputes never reach the shop; set the endpoint's signing secret")
+	}
+	for _, p := range c.TrustedProxies {
+		if p.Bits() == 0 {
+			bad("TRUSTED_PROXIES holds %s with live keys: it trusts X-Forwarded-For from anyone, so rate limits stop working; list your proxies' addresses", p)
+		}
+	}
+	if c.AdminPassword != "" && len(c.AdminPassword) < MinLiveAdminPassword {
+		bad("ADMIN_PASSWORD must be at least %d characters with live keys, got %d", MinLiveAdminPassword, len(c.AdminPassword))
+	}
 }
 
 // IsConfigError reports whether err lists configuration problems.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -197,12 +198,63 @@ func TestLoadRejects(t *testing.T) {
 	}
 }
 
-func TestLive(t *testing.T) {
+// live returns a valid live configuration's environment.
+func live() map[string]string {
 	e := valid()
 	e["STRIPE_SECRET_KEY"], e["STRIPE_PUBLISHABLE_KEY"] = "rk_live_x", "pk_live_x"
-	c, err := Load(env(e))
+	e["BASE_URL"], e["STRIPE_WEBHOOK_SECRET"], e["STRIPE_API_BASE"] = "https://shop.example.com", "whsec_live", ""
+	e["CHECKOUT_ORIGINS"], e["DEMO_MODE"], e["ADMIN_PASSWORD"] = "", "", "a-long-admin-password"
+	return e
+}
+
+func TestLive(t *testing.T) {
+	c, err := Load(env(live()))
 	if err != nil || !c.Live() {
 		t.Errorf("got live=%v err=%v, want live", c.Live(), err)
+	}
+}
+
+// TestLiveRefusesUnsafeSettings checks every setting a live shop refuses,
+// one at a time and all at once, and that test mode keeps them.
+func TestLiveRefusesUnsafeSettings(t *testing.T) {
+	unsafe := []struct {
+		key, value, want string
+	}{
+		{"BASE_URL", "http://shop.example.com", "BASE_URL must be https://"},
+		{"STRIPE_API_BASE", "http://localhost:12111", "STRIPE_API_BASE is set with live keys"},
+		{"CHECKOUT_ORIGINS", "http://localhost:12113", "CHECKOUT_ORIGINS is set with live keys"},
+		{"DEMO_MODE", "true", "DEMO_MODE is set with live keys"},
+		{"STRIPE_WEBHOOK_SECRET", "", "STRIPE_WEBHOOK_SECRET is empty with live keys"},
+		{"TRUSTED_PROXIES", "10.0.0.1,0.0.0.0/0", "TRUSTED_PROXIES holds 0.0.0.0/0"},
+		{"TRUSTED_PROXIES", "::/0", "TRUSTED_PROXIES holds ::/0"},
+		{"ADMIN_PASSWORD", "short-password", "ADMIN_PASSWORD must be at least 16 characters"},
+	}
+	all := live()
+	for _, u := range unsafe {
+		e := live()
+		e[u.key] = u.value
+		_, err := Load(env(e))
+		if err == nil || !strings.Contains(err.Error(), u.want) {
+			t.Errorf("%s=%q with live keys: got %v, want an error with %q", u.key, u.value, err, u.want)
+		}
+		if u.key != "TRUSTED_PROXIES" || u.value == "::/0" {
+			all[u.key] = u.value
+		}
+		// Test mode keeps today's convenience.
+		e["STRIPE_SECRET_KEY"], e["STRIPE_PUBLISHABLE_KEY"] = "sk_test_x", "pk_test_x"
+		if _, err := Load(env(e)); err != nil {
+			t.Errorf("%s=%q with test keys: %v, want it accepted", u.key, u.value, err)
+		}
+	}
+	_, err := Load(env(all))
+	var ce *Error
+	if !errors.As(err, &ce) || len(ce.Problems) != len(unsafe)-1 {
+		t.Errorf("all at once: got %v, want %d problems named together", err, len(unsafe)-1)
+	}
+	ok := live()
+	ok["ADMIN_PASSWORD"] = "" // no admin at all is fine
+	if _, err := Load(env(ok)); err != nil {
+		t.Errorf("live without an admin password: %v", err)
 	}
 }
 

@@ -249,25 +249,3 @@ func openStore(t *testing.T, db string) *sqlite.Store {
 	}
 	return st
 }
-
-// readOrder reads one order through a store it closes again, so that the
-// shop is alone with the file afterwards.
-func readOrder(t *testing.T, db, id string) orders.Order {
-	t.Helper()
-	st := openStore(t, db)
-	defer st.Close()
-	o, err := st.Order(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
-}
-
-func parse(t *testing.T, ev event) orders.Event {
-	t.Helper()
-	parsed, err := orders.ParseEvent(ev.payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parsed
-}

@@ -33,6 +33,7 @@ type Metrics struct {
 	deliveries  *prometheus.CounterVec
 	outboxDepth *prometheus.GaugeVec
 	outboxAge   prometheus.Gauge
+	alarms      *prometheus.CounterVec
 }
 
 // New builds the collectors on a fresh registry, with Go runtime and process
@@ -73,12 +74,15 @@ func New() *Metrics {
 		outboxDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shop_outbox_notifications", Help: "Notifications not yet delivered, by status (pending, dead).",
 		}, []string{"status"}),
+		alarms: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_alarms_raised_total", Help: "Alarms raised, by kind: each needs a person (see /admin/alarms).",
+		}, []string{"kind"}),
 		outboxAge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "shop_outbox_oldest_pending_seconds", Help: "Age of the oldest notification not yet delivered (0 when none).",
 		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.webhooks, m.fulfilments, m.stripe, m.stripeErrs, m.storeErrs, m.rateLimited,
-		m.deliveries, m.outboxDepth, m.outboxAge,
+		m.deliveries, m.outboxDepth, m.outboxAge, m.alarms,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,16 +95,37 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// Request records one HTTP request.
+// Request records one HTTP request. route is the router's pattern, ""
+// when nothing matched: every label comes from a fixed set, so no client
+// can create a series by making up a path or a method.
 func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
 	if route == "" {
-		route = "unmatched" // keeps label cardinality bounded
+		route = "none"
 	}
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.requests.WithLabelValues(route, methodLabel(method), strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// methodLabel is method if it is one of HTTP's, OTHER if not.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
+}
+
+// Gatherer is the registry the metrics are on, for tests that count series.
+// A nil *Metrics has an empty one.
+func (m *Metrics) Gatherer() prometheus.Gatherer {
+	if m == nil {
+		return prometheus.NewRegistry()
+	}
+	return m.reg
 }
 
 // Webhook records one webhook event's outcome.
@@ -166,4 +191,11 @@ func (m *Metrics) Queue(st orders.OutboxStats, now time.Time) {
 		age = max(0, now.Sub(*st.OldestQueued).Seconds())
 	}
 	m.outboxAge.Set(age)
+}
+
+// Alarm records one alarm raised.
+func (m *Metrics) Alarm(a orders.Alarm) {
+	if m != nil {
+		m.alarms.WithLabelValues(a.Kind).Inc()
+	}
 }

@@ -1,4 +1,6 @@
-// Package money formats amounts in minor units (cents) for people.
+// Package money formats amounts in minor units (cents) for people. It is the
+// one formatter of the whole tree: pages, emails, the admin and the offline
+// simulator all show amounts through it.
 package money
 
 import (
@@ -6,39 +8,69 @@ import (
 	"strings"
 )
 
-// zeroDecimal lists the currencies Stripe counts in whole units.
-// See Stripe's "Zero-decimal currencies".
-var zeroDecimal = map[string]bool{
-	"bif": true, "clp": true, "djf": true, "gnf": true, "jpy": true, "kmf": true,
-	"krw": true, "mga": true, "pyg": true, "rwf": true, "ugx": true, "vnd": true,
-	"vuv": true, "xaf": true, "xof": true, "xpf": true,
-}
-
-// symbols are the prefixes shown for common currencies; others show their code.
-var symbols = map[string]string{
-	"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$",
-	"nzd": "NZ$", "inr": "₹", "krw": "₩", "chf": "CHF ",
+// Decimals is how many digits of a currency's amount are after the point, as
+// Stripe counts minor units: 0 for its zero-decimal currencies (JPY, KRW...),
+// 3 for the three-decimal ones (BHD, JOD, KWD, OMR, TND), 2 for the rest.
+func Decimals(currency string) int {
+	switch strings.ToLower(currency) {
+	case "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf":
+		return 0
+	case "bhd", "jod", "kwd", "omr", "tnd":
+		return 3
+	}
+	return 2
 }
 
 // ZeroDecimal reports whether currency has no minor unit.
-func ZeroDecimal(currency string) bool { return zeroDecimal[strings.ToLower(currency)] }
+func ZeroDecimal(currency string) bool { return Decimals(currency) == 0 }
 
-// Format renders an amount in minor units, such as 2000 usd as "$20.00" and
-// 500 jpy as "¥500". Unknown currencies show their code: "20.00 SEK".
+// symbol is the prefix shown for common currencies; others show their code
+// after the number.
+func symbol(currency string) (string, bool) {
+	switch currency {
+	case "usd":
+		return "$", true
+	case "eur":
+		return "€", true
+	case "gbp":
+		return "£", true
+	case "jpy":
+		return "¥", true
+	case "cad":
+		return "CA$", true
+	case "aud":
+		return "A$", true
+	case "nzd":
+		return "NZ$", true
+	case "inr":
+		return "₹", true
+	case "krw":
+		return "₩", true
+	case "chf":
+		return "CHF ", true
+	}
+	return "", false
+}
+
+// Format renders an amount in minor units, such as 2000 usd as "$20.00",
+// 500 jpy as "¥500" and 12345 kwd as "12.345 KWD". Unknown currencies show
+// their code: "20.00 SEK".
 func Format(amount int64, currency string) string {
 	cur := strings.ToLower(currency)
 	sign := ""
+	u := uint64(amount)
 	if amount < 0 {
-		sign, amount = "-", -amount
+		sign, u = "-", uint64(-(amount+1))+1 // no overflow at MinInt64
 	}
-	var num string
-	if zeroDecimal[cur] {
-		num = group(strconv.FormatInt(amount, 10))
-	} else {
-		frac := amount % 100
-		num = group(strconv.FormatInt(amount/100, 10)) + "." + strconv.FormatInt(100+frac, 10)[1:]
+	digits := strconv.FormatUint(u, 10)
+	num := group(digits)
+	if d := Decimals(cur); d > 0 {
+		if len(digits) <= d {
+			digits = strings.Repeat("0", d-len(digits)+1) + digits
+		}
+		num = group(digits[:len(digits)-d]) + "." + digits[len(digits)-d:]
 	}
-	if sym, ok := symbols[cur]; ok {
+	if sym, ok := symbol(cur); ok {
 		return sign + sym + num
 	}
 	return sign + num + " " + strings.ToUpper(cur)

@@ -8,6 +8,13 @@ import (
 	"time"
 )
 
+// MaxAmount bounds the amounts the shop believes: no Stripe payment comes
+// near it in any currency, so a larger figure is a broken event.
+const MaxAmount int64 = 1_000_000_000_000
+
+// maxUnix is the last second a timestamp may name (the year 9999).
+const maxUnix = 253402300799
+
 // eventEnvelope is the part of a Stripe event the shop reads. It is decoded
 // by hand, not by stripe-go's Event, so that events of any API version work:
 // these fields mean the same in every version.
@@ -17,6 +24,7 @@ type eventEnvelope struct {
 	Type       string `json:"type"`
 	APIVersion string `json:"api_version"`
 	Created    int64  `json:"created"`
+	Livemode   bool   `json:"livemode"`
 	Data       struct {
 		Object json.RawMessage `json:"object"`
 	} `json:"data"`
@@ -51,11 +59,15 @@ func ParseEvent(body []byte) (Event, error) {
 	if env.ID == "" || env.Type == "" || env.Object != "event" {
 		return Event{}, errors.New("decode event: not a Stripe event")
 	}
+	if env.Created <= 0 || env.Created > maxUnix {
+		return Event{}, fmt.Errorf("decode event: created %d is not a time", env.Created)
+	}
 	ev := Event{
 		ID:         env.ID,
 		Type:       env.Type,
 		APIVersion: env.APIVersion,
 		Created:    time.Unix(env.Created, 0).UTC(),
+		Livemode:   env.Livemode,
 		Payload:    body,
 	}
 	if !strings.HasPrefix(env.Type, "checkout.session.") {
@@ -80,6 +92,11 @@ func ParseSession(object []byte) (Session, error) {
 	}
 	if so.Object != "checkout.session" || so.ID == "" {
 		return Session{}, errors.New("decode checkout session: not a checkout.session")
+	}
+	for _, a := range []*int64{so.AmountSubtotal, so.AmountTotal} {
+		if a != nil && (*a < 0 || *a > MaxAmount) {
+			return Session{}, fmt.Errorf("decode checkout session: amount %d is out of range", *a)
+		}
 	}
 	s := Session{
 		ID:             so.ID,

@@ -155,6 +155,7 @@ type Event struct {
 	Type       string
 	APIVersion string
 	Created    time.Time
+	Livemode   bool // whether Stripe sent it from live mode
 	Session    Session
 	Payload    []byte // the raw body, kept for audit and replay
 }

@@ -30,6 +30,8 @@ type Service struct {
 	onFulfilled  func(Order)
 	onQueued     func()
 	onStoreError func(op string)
+	onAlarm      func(Alarm)
+	live         bool
 	writeTimeout time.Duration
 
 	mu        sync.Mutex
@@ -53,6 +55,13 @@ func OnFulfilled(f func(Order)) ServiceOption { return func(s *Service) { s.onFu
 // notifications, so a dispatcher can deliver them at once. f must not block.
 func OnQueued(f func()) ServiceOption { return func(s *Service) { s.onQueued = f } }
 
+// OnAlarm has f told of every alarm raised, after its commit (for metrics).
+func OnAlarm(f func(Alarm)) ServiceOption { return func(s *Service) { s.onAlarm = f } }
+
+// WithLiveMode says the shop runs with live keys: events from test mode are
+// then stored and never applied (and the reverse without it).
+func WithLiveMode(live bool) ServiceOption { return func(s *Service) { s.live = live } }
+
 // OnStoreError has f told the operation of every write the store failed
 // (for metrics).
 func OnStoreError(f func(op string)) ServiceOption { return func(s *Service) { s.onStoreError = f } }
@@ -61,7 +70,7 @@ func OnStoreError(f func(op string)) ServiceOption { return func(s *Service) { s
 func NewService(store Store, log *slog.Logger, opts ...ServiceOption) *Service {
 	s := &Service{
 		store: store, log: log, now: time.Now,
-		onFulfilled: func(Order) {}, onQueued: func() {}, onStoreError: func(string) {},
+		onFulfilled: func(Order) {}, onQueued: func() {}, onStoreError: func(string) {}, onAlarm: func(Alarm) {},
 		writeTimeout: 30 * time.Second,
 	}
 	for _, o := range opts {
@@ -84,6 +93,7 @@ type effects struct {
 	changes   []statusChange
 	fulfilled []Order
 	queued    int
+	alarms    []Alarm
 }
 
 type statusChange struct {
@@ -166,6 +176,9 @@ func (s *Service) afterCommit(ctx context.Context, fx effects) {
 	}
 	if fx.queued > 0 {
 		s.onQueued()
+	}
+	for _, a := range fx.alarms {
+		s.onAlarm(a)
 	}
 }
 
@@ -592,6 +605,31 @@ func (s *Service) Secret(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("secret %s: %w", name, err)
 	}
 	return v, nil
+}
+
+// Setting returns the shop's setting of that name ("" when never set).
+func (s *Service) Setting(ctx context.Context, name string) (string, error) {
+	var v []byte
+	err := s.write(ctx, "setting", func(ctx context.Context, tx Tx, _ *effects) error {
+		var err error
+		v, err = tx.Setting(ctx, "setting:"+name, []byte{})
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("setting %s: %w", name, err)
+	}
+	return string(v), nil
+}
+
+// PutSetting stores the shop's setting of that name.
+func (s *Service) PutSetting(ctx context.Context, name, value string) error {
+	err := s.write(ctx, "setting", func(ctx context.Context, tx Tx, _ *effects) error {
+		return tx.PutSetting(ctx, "setting:"+name, []byte(value))
+	})
+	if err != nil {
+		return fmt.Errorf("store setting %s: %w", name, err)
+	}
+	return nil
 }
 
 // TryLease takes the named lease for holder for ttl if it is free, expired

@@ -38,6 +38,8 @@ type Store interface {
 	ClaimNotifications(ctx context.Context, c Claim) ([]Notification, error)
 	// OutboxStats counts the notifications not yet delivered.
 	OutboxStats(ctx context.Context) (OutboxStats, error)
+	// Alarms returns alarms, newest first, within f's limit.
+	Alarms(ctx context.Context, f AlarmFilter) ([]Alarm, error)
 
 	// TryLease takes the named lease for holder for ttl if it is free,
 	// expired or already holder's, and reports whether holder has it.
@@ -80,6 +82,10 @@ type Tx interface {
 	// Setting returns the value stored under name, storing init first if
 	// there is none: the first writer's value wins, on every instance.
 	Setting(ctx context.Context, name string, init []byte) ([]byte, error)
+	// PutSetting stores value under name, replacing what was there.
+	PutSetting(ctx context.Context, name string, value []byte) error
+	// InsertAlarm raises an alarm; an id already raised is left as it is.
+	InsertAlarm(ctx context.Context, a Alarm) error
 }
 
 // EventRecord is a Stripe event as the store keeps it, with what the shop
@@ -101,6 +107,12 @@ const (
 	OutcomeApplied   = "applied"   // it belongs to an order and was applied
 	OutcomeIgnored   = "ignored"   // a type the shop does not act on
 	OutcomeUnmatched = "unmatched" // it names no order of this shop
+	// OutcomeWrongMode: a live event for a test-mode shop, or the reverse;
+	// stored and logged, never applied.
+	OutcomeWrongMode = "wrong_mode"
+	// OutcomeUnreadable: signed by Stripe but not readable (wrong types, no
+	// object, absurd figures); stored raw with an alarm.
+	OutcomeUnreadable = "unreadable"
 	// OutcomeDuplicate is never stored: it is what a known event id gets.
 	OutcomeDuplicate = "duplicate"
 )

@@ -220,6 +220,13 @@ func (d *Dispatcher) record(results <-chan orders.Delivery) {
 		}
 		for _, n := range recorded {
 			d.observe(ctx, n)
+			if n.Status == orders.NotificationPending && n.NextAttempt != nil {
+				// Claim the retry when it comes due rather than at the
+				// first poll after: an attempt made at a poll fails just
+				// after it, so waiting for the polls would make every
+				// retry almost one poll late (a first retry after 2s, not 1s).
+				time.AfterFunc(n.NextAttempt.Sub(d.cfg.Now()), d.Wake)
+			}
 		}
 		batch = batch[:0]
 	}

@@ -59,6 +59,10 @@ func Sign(secret []byte, t time.Time, body []byte) string {
 func (w *Webhook) Send(ctx context.Context, n orders.Notification) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(n.Payload))
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold a token
+		}
 		return fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")

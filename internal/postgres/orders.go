@@ -153,6 +153,42 @@ func (t tx) Setting(ctx context.Context, name string, init []byte) ([]byte, erro
 	return v, nil
 }
 
+func (t tx) PutSetting(ctx context.Context, name string, value []byte) error {
+	_, err := t.t.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value`, name, value)
+	return err
+}
+
+func (t tx) InsertAlarm(ctx context.Context, a orders.Alarm) error {
+	_, err := t.t.Exec(ctx, `INSERT INTO alarms (id, kind, ref, order_id, detail, created_at, resolved_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+		a.ID, a.Kind, a.Ref, a.OrderID, a.Detail, micros(a.CreatedAt), nullTime(a.ResolvedAt))
+	return err
+}
+
+// Alarms returns alarms, newest first.
+func (s *Store) Alarms(ctx context.Context, f orders.AlarmFilter) ([]orders.Alarm, error) {
+	query := `SELECT id, kind, ref, order_id, detail, created_at, resolved_at FROM alarms`
+	if f.Open {
+		query += ` WHERE resolved_at IS NULL`
+	}
+	rows, err := s.pool.Query(ctx, query+` ORDER BY created_at DESC, id DESC LIMIT $1`, orders.ListFilter{Limit: f.Limit}.Bound())
+	if err != nil {
+		return nil, fmt.Errorf("postgres: alarms: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Alarm, error) {
+		var a orders.Alarm
+		var resolved *time.Time
+		err := r.Scan(&a.ID, &a.Kind, &a.Ref, &a.OrderID, &a.Detail, &a.CreatedAt, &resolved)
+		a.CreatedAt, a.ResolvedAt = a.CreatedAt.UTC(), utcPtr(resolved)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: alarms: %w", err)
+	}
+	return list, nil
+}
+
 // Order returns one order, or an error wrapping orders.ErrNotFound.
 func (s *Store) Order(ctx context.Context, id string) (orders.Order, error) {
 	o, err := getOrder(ctx, s.pool, "id = $1", id)

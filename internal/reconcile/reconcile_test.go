@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/shopcheckout/shop/internal/reconcile"
 	"io"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,8 +165,8 @@ func TestReconcileAppliesMissedEventsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Applied != 0 || rep.Duplicates != 8 {
-		t.Errorf("second run: got %+v, want nothing applied, 8 duplicates", rep)
+	if rep.Applied != 0 || rep.Listed != 0 {
+		t.Errorf("second run: got %+v, want nothing listed past the cursor, nothing applied", rep)
 	}
 	if n := st.fulfilled.Load(); n != 4 {
 		t.Errorf("fulfilments after a second run: got %d, want 4", n)
@@ -249,4 +251,91 @@ func deliver(t *testing.T, shopURL string, payload []byte, secret string) {
 
 func signHeader(payload []byte, secret string) string {
 	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: secret}).Header
+}
+
+// TestReconcileProgressesAcrossRuns gives the window more events than one
+// run reads: each run handles the oldest it has not seen, and the runs
+// together apply every event once, in the order Stripe created them.
+func TestReconcileProgressesAcrossRuns(t *testing.T) {
+	st := newStack(t)
+	ctx := context.Background()
+	var ids []string
+	for range 7 {
+		id := st.buy(t)
+		st.pay(t, id, "delayed") // completed, unpaid: then succeeded
+		st.sim(t, "/sim/sessions/"+id+"/async_succeed", nil)
+		ids = append(ids, id)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts := reconcile.Options{Since: time.Now().Add(-time.Hour), MaxEvents: 3}
+	total, runs := 0, 0
+	var cursors []string
+	for {
+		rep, err := reconcile.Run(ctx, st.shop.Events, st.shop.Orders, opts, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs++
+		if rep.Listed == 0 {
+			break
+		}
+		if rep.Listed > 3 || rep.Duplicates != 0 {
+			t.Errorf("run %d: %+v, want at most 3 events, none seen before", runs, rep)
+		}
+		total += rep.Applied
+		cursors = append(cursors, rep.Cursor)
+		// Oldest first: after the first run the first order is at least
+		// processing, while the last is still pending.
+		if runs == 1 {
+			if s := st.status(t, ids[0]); s == orders.StatusPending {
+				t.Errorf("after the first run the oldest order is still pending")
+			}
+			if s := st.status(t, ids[len(ids)-1]); s != orders.StatusPending {
+				t.Errorf("after the first run the newest order is %s, want pending: the run did not start from the oldest", s)
+			}
+		}
+		if runs > 10 {
+			t.Fatal("reconciliation makes no progress")
+		}
+	}
+	if total != 14 || runs != 6 {
+		t.Errorf("applied %d events in %d runs, want 14 in 5 runs and a sixth that finds nothing", total, runs)
+	}
+	if len(slices.Compact(slices.Clone(cursors))) != len(cursors) {
+		t.Errorf("the cursor did not move on every run: %v", cursors)
+	}
+	for _, id := range ids {
+		if s := st.status(t, id); s != orders.StatusPaid {
+			t.Errorf("order of %s: %s, want paid", id, s)
+		}
+	}
+	if n := st.fulfilled.Load(); n != 7 {
+		t.Errorf("fulfilments: %d, want 7", n)
+	}
+	// New events after the cursor are picked up by the next run.
+	id := st.buy(t)
+	st.pay(t, id, "pay")
+	rep, err := reconcile.Run(ctx, st.shop.Events, st.shop.Orders, opts, log)
+	if err != nil || rep.Applied != 1 {
+		t.Errorf("after a new payment: %+v, %v; want 1 applied", rep, err)
+	}
+}
+
+// TestReconcileCursorGone: a cursor whose event Stripe no longer has (older
+// than thirty days) starts the walk again from the window's oldest event.
+func TestReconcileCursorGone(t *testing.T) {
+	st := newStack(t)
+	ctx := context.Background()
+	id := st.buy(t)
+	st.pay(t, id, "pay")
+	if err := st.shop.Orders.PutSetting(ctx, "reconcile-cursor:checkout.session.*", "evt_expired_long_ago"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := st.shop.Reconcile(ctx, time.Hour)
+	if err != nil || rep.Applied != 1 {
+		t.Fatalf("got %+v, %v; want the window's one event applied", rep, err)
+	}
+	if s := st.status(t, id); s != orders.StatusPaid {
+		t.Errorf("order: %s, want paid", s)
+	}
 }

@@ -40,8 +40,11 @@ const (
 			WHERE status = 'pending' AND next_attempt_at <= ? AND claimed_until <= ?
 			ORDER BY next_attempt_at, id LIMIT ?)
 		RETURNING ` + notificationColumns
+	qInsertAlarm = `INSERT INTO alarms (id, kind, ref, order_id, detail, created_at, resolved_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 	qSettingInsert = `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`
 	qSetting       = `SELECT value FROM settings WHERE name = ?`
+	qPutSetting    = `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`
 	qLease         = `INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
 		WHERE leases.until < ? OR leases.holder = excluded.holder`
@@ -49,7 +52,7 @@ const (
 
 var (
 	writeQueries = []string{qInsertOrder, qOrderByID, qOrderBySess, qUpdateOrder, qInsertEvent,
-		qInsertNotification, qNotification, qUpdateNotification, qClaim, qSettingInsert, qSetting, qLease,
+		qInsertNotification, qNotification, qUpdateNotification, qClaim, qSettingInsert, qSetting, qPutSetting, qLease, qInsertAlarm,
 		qSavepoint, qRelease, qRollbackTo}
 	readQueries = []string{qOrderByID, qOrderBySess}
 )
@@ -167,6 +170,37 @@ func (t tx) Setting(ctx context.Context, name string, init []byte) ([]byte, erro
 		return nil, err
 	}
 	return v, nil
+}
+
+func (t tx) PutSetting(ctx context.Context, name string, value []byte) error {
+	_, err := t.c.ExecContext(ctx, qPutSetting, name, value)
+	return err
+}
+
+func (t tx) InsertAlarm(ctx context.Context, a orders.Alarm) error {
+	_, err := t.c.ExecContext(ctx, qInsertAlarm, a.ID, a.Kind, a.Ref, a.OrderID, a.Detail, micros(a.CreatedAt), nullTime(a.ResolvedAt))
+	return err
+}
+
+// Alarms returns alarms, newest first.
+func (s *Store) Alarms(ctx context.Context, f orders.AlarmFilter) ([]orders.Alarm, error) {
+	query := `SELECT id, kind, ref, order_id, detail, created_at, resolved_at FROM alarms`
+	if f.Open {
+		query += ` WHERE resolved_at IS NULL`
+	}
+	query += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	list, err := queryAll(ctx, s.r, query, []any{orders.ListFilter{Limit: f.Limit}.Bound()}, func(r scanner) (orders.Alarm, error) {
+		var a orders.Alarm
+		var created int64
+		var resolved sql.NullInt64
+		err := r.Scan(&a.ID, &a.Kind, &a.Ref, &a.OrderID, &a.Detail, &created, &resolved)
+		a.CreatedAt, a.ResolvedAt = fromMicros(created), timePtr(resolved)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: alarms: %w", err)
+	}
+	return list, nil
 }
 
 // Order returns one order, or an error wrapping orders.ErrNotFound.

@@ -786,3 +786,70 @@ func permutations[T any](xs []T) [][]T {
 	}
 	return out
 }
+
+// testSignedEvents runs signed bodies through HandleSigned: readable events
+// are applied, the other mode's are stored and not applied, and unreadable
+// ones are stored raw with an alarm, once.
+func testSignedEvents(t *testing.T, s orders.Store) {
+	ctx := t.Context()
+	clock := NewClock()
+	var alarms atomic.Int32
+	svc := NewService(s, clock, orders.OnAlarm(func(orders.Alarm) { alarms.Add(1) }))
+	o := NewOrder("ord_signed")
+	Seed(t, s, o)
+	now := clock.Now().Unix()
+	body := func(id string, created int64, livemode bool, object string) []byte {
+		return fmt.Appendf(nil, `{"id":%q,"object":"event","created":%d,"livemode":%v,"type":"checkout.session.completed","data":{"object":%s}}`,
+			id, created, livemode, object)
+	}
+	session := fmt.Sprintf(`{"id":%q,"object":"checkout.session","status":"complete","payment_status":"paid","amount_total":4000,"currency":"usd","client_reference_id":%q}`, o.SessionID, o.ID)
+
+	for _, tt := range []struct {
+		name, id string
+		body     []byte
+		want     string
+	}{
+		{"other mode", "evt_live", body("evt_live", now, true, session), orders.OutcomeWrongMode},
+		{"null object", "evt_null", body("evt_null", now, false, "null"), orders.OutcomeUnreadable},
+		{"too old", "evt_old", body("evt_old", now-int64(orders.MaxEventAge/time.Second)-60, false, session), orders.OutcomeUnreadable},
+		{"from the future", "evt_future", body("evt_future", now+int64(orders.MaxEventFuture/time.Second)+60, false, session), orders.OutcomeUnreadable},
+	} {
+		ev, res, err := svc.HandleSigned(ctx, tt.body)
+		if err != nil || res.Outcome() != tt.want || ev.ID != tt.id {
+			t.Errorf("%s: got %q, %q, %v; want %q, %q", tt.name, ev.ID, res.Outcome(), err, tt.id, tt.want)
+		}
+		if _, res, _ := svc.HandleSigned(ctx, tt.body); !res.Duplicate {
+			t.Errorf("%s, again: got %q, want a duplicate", tt.name, res.Outcome())
+		}
+	}
+	if got := mustOrder(t, s, o.ID); got.Status != orders.StatusPending {
+		t.Errorf("the order is %s after events that must not apply, want pending", got.Status)
+	}
+	list, err := svc.Alarms(ctx, orders.AlarmFilter{Open: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 3 || alarms.Load() != 3 {
+		t.Errorf("%d alarms stored and %d announced, want 3 and 3 (one per unreadable event)", len(list), alarms.Load())
+	}
+	for _, a := range list {
+		if a.Kind != orders.AlarmUnreadableEvent || a.Detail == "" || !a.CreatedAt.Equal(clock.Want()) {
+			t.Errorf("alarm %+v: want an unreadable_event raised now, with a detail", a)
+		}
+	}
+	// A readable event of the shop's mode is applied.
+	if _, res, err := svc.HandleSigned(ctx, body("evt_good", now, false, session)); err != nil || res.Order.Status != orders.StatusPaid {
+		t.Errorf("readable event: %+v, %v; want the order paid", res, err)
+	}
+	// A live shop does the reverse.
+	liveSvc := NewService(s, clock, orders.WithLiveMode(true))
+	other := NewOrder("ord_signed_live")
+	Seed(t, s, other)
+	liveSession := fmt.Sprintf(`{"id":%q,"object":"checkout.session","status":"complete","payment_status":"paid","amount_total":4000,"currency":"usd"}`, other.SessionID)
+	if _, res, err := liveSvc.HandleSigned(ctx, body("evt_test_at_live", now, false, liveSession)); err != nil || res.Outcome() != orders.OutcomeWrongMode {
+		t.Errorf("test event at a live shop: %q, %v; want wrong_mode", res.Outcome(), err)
+	}
+	if _, res, err := liveSvc.HandleSigned(ctx, body("evt_live_at_live", now, true, liveSession)); err != nil || res.Order.Status != orders.StatusPaid {
+		t.Errorf("live event at a live shop: %+v, %v; want applied", res, err)
+	}
+}

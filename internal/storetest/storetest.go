@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"Settings", testSettings},
 		{"Leases", testLeases},
+		{"Alarms", testAlarms},
 		{"Ping", testPing},
 
 		{"Times", testTimes},
@@ -63,6 +64,7 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 		{"DeliveryRecords", testDeliveryRecords},
 		{"Requeue", testRequeue},
 		{"Secret", testSecret},
+		{"SignedEvents", testSignedEvents},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -563,6 +565,39 @@ func testLeases(t *testing.T, s orders.Store) {
 	wg.Wait()
 	if n := wins.Load(); n != 1 {
 		t.Errorf("10 racing holders: %d got the lease, want 1", n)
+	}
+}
+
+func testAlarms(t *testing.T, s orders.Store) {
+	resolved := at(3 * time.Hour)
+	list := []orders.Alarm{
+		{ID: "alm_1", Kind: "unreadable_event", Ref: "evt_1", Detail: "first", CreatedAt: at(time.Hour)},
+		{ID: "alm_2", Kind: "paid_twice", Ref: "cs_2", OrderID: "ord_2", Detail: "second", CreatedAt: at(2 * time.Hour), ResolvedAt: &resolved},
+		{ID: "alm_3", Kind: "unreadable_event", Ref: "evt_3", Detail: "third", CreatedAt: at(2 * time.Hour)},
+	}
+	write(t, s, func(ctx context.Context, tx orders.Tx) error {
+		for _, a := range list {
+			if err := tx.InsertAlarm(ctx, a); err != nil {
+				return err
+			}
+		}
+		again := list[0]
+		again.Detail = "changed"
+		return tx.InsertAlarm(ctx, again) // raised again: left as it is
+	})
+	all, err := s.Alarms(t.Context(), orders.AlarmFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]orders.Alarm{list[2], list[1], list[0]}, all); diff != "" {
+		t.Errorf("Alarms mismatch (-want +got):\n%s", diff)
+	}
+	open, err := s.Alarms(t.Context(), orders.AlarmFilter{Open: true, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]orders.Alarm{list[2]}, open); diff != "" {
+		t.Errorf("open alarms, limit 1, mismatch (-want +got):\n%s", diff)
 	}
 }
 

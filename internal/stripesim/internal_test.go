@@ -9,30 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-func TestFormatAmount(t *testing.T) {
-	tests := []struct {
-		amount   int64
-		currency string
-		want     string
-	}{
-		{4000, "usd", "$40.00"},
-		{5, "usd", "$0.05"},
-		{123456789, "USD", "$1,234,567.89"},
-		{1999, "eur", "€19.99"},
-		{5000, "jpy", "¥5,000"},
-		{990, "krw", "KRW 990"},
-		{12345, "kwd", "KWD 12.345"},
-		{2500, "chf", "CHF 25.00"},
-		{-150, "gbp", "-£1.50"},
-		{0, "usd", "$0.00"},
-	}
-	for _, tt := range tests {
-		if got := formatAmount(tt.amount, tt.currency); got != tt.want {
-			t.Errorf("formatAmount(%d, %q) = %q, want %q", tt.amount, tt.currency, got, tt.want)
-		}
-	}
-}
-
 func TestParseSession(t *testing.T) {
 	tests := []struct {
 		name    string

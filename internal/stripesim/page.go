@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"net/http"
 	"net/mail"
-	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/shopcheckout/shop/internal/money"
 )
 
 // Test card numbers, as on Stripe's test-card list.
@@ -58,11 +59,11 @@ func (s *Sim) pageFor(ss session) pageData {
 	for _, li := range ss.LineItems {
 		lines = append(lines, pageLine{
 			Name: li.Name, Description: li.Description, Quantity: li.Quantity,
-			UnitAmount: formatAmount(li.UnitAmount, li.Currency), Amount: formatAmount(li.amount(), li.Currency),
+			UnitAmount: money.Format(li.UnitAmount, li.Currency), Amount: money.Format(li.amount(), li.Currency),
 		})
 	}
 	return pageData{
-		ID: ss.ID, State: state, Lines: lines, Total: formatAmount(ss.AmountTotal, ss.Currency),
+		ID: ss.ID, State: state, Lines: lines, Total: money.Format(ss.AmountTotal, ss.Currency),
 		Email: email, Card: "4242 4242 4242 4242",
 		SuccessURL: strings.ReplaceAll(ss.SuccessURL, "{CHECKOUT_SESSION_ID}", ss.ID),
 		CancelURL:  ss.CancelURL,
@@ -174,49 +175,4 @@ func (s *Sim) handleCSS(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write([]byte(pageCSS))
-}
-
-// formatAmount formats an amount in the currency's minor unit, e.g.
-// 4000 usd as $40.00 and 5000 jpy as ¥5,000.
-func formatAmount(amount int64, currency string) string {
-	cur := strings.ToLower(currency)
-	decimals := 2
-	switch cur {
-	case "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf":
-		decimals = 0
-	case "bhd", "jod", "kwd", "omr", "tnd":
-		decimals = 3
-	}
-	sign := ""
-	if amount < 0 {
-		sign, amount = "-", -amount
-	}
-	unit := int64(1)
-	for range decimals {
-		unit *= 10
-	}
-	digits := strconv.FormatInt(amount/unit, 10)
-	var b strings.Builder
-	for i, c := range digits {
-		if i > 0 && (len(digits)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	num := b.String()
-	if decimals > 0 {
-		frac := strconv.FormatInt(amount%unit, 10)
-		num += "." + strings.Repeat("0", decimals-len(frac)) + frac
-	}
-	switch cur {
-	case "usd":
-		return sign + "$" + num
-	case "eur":
-		return sign + "€" + num
-	case "gbp":
-		return sign + "£" + num
-	case "jpy":
-		return sign + "¥" + num
-	}
-	return sign + strings.ToUpper(cur) + " " + num
 }

@@ -2,14 +2,11 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -28,21 +25,12 @@ const maxCheckoutBody = 8 << 10
 type checkoutRequest struct {
 	ProductID string `json:"productId"`
 	Quantity  int64  `json:"quantity"`
-	// Token is the random form token the home page handed out. The same
-	// token, product and quantity name the same order, so a double click or
-	// a retried post reuses the order and, through its idempotency key, its
-	// Checkout Session.
+	// Token is the form token the home page handed out (see formTokens).
+	// The same token, product and quantity name the same order, so a double
+	// click or a retried post reuses the order and, through its idempotency
+	// key, its Checkout Session. A token the shop did not sign, or one past
+	// its life, names nothing: the request places a fresh order.
 	Token string `json:"token"`
-}
-
-// tokenPattern is the shape of a form token (see newFormToken).
-var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{22,64}$`)
-
-// newFormToken returns a fresh random token for a purchase form.
-func newFormToken() string {
-	var b [18]byte
-	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // checkoutResponse answers a JSON request.
@@ -77,7 +65,7 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 		Items:    []orders.Item{{ProductID: product.ID, Name: product.Name, UnitAmount: product.UnitAmount, Quantity: req.Quantity}},
 		Currency: product.Currency,
 	}
-	if tokenPattern.MatchString(req.Token) {
+	if s.tokens.valid(req.Token) {
 		// The same form, product and quantity name the same order.
 		placement.RequestKey = req.Token + "|" + product.ID + "|" + strconv.FormatInt(req.Quantity, 10)
 	}

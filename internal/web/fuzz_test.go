@@ -27,7 +27,8 @@ func (c *countingStore) Write(ctx context.Context, fn func(context.Context, orde
 
 // FuzzWebhook: whatever the body and Stripe-Signature header, the handler
 // never panics, never answers 2xx unless the signature is valid, and never
-// stores anything it rejected.
+// stores anything it rejected; whatever Stripe signed, readable or not, is
+// answered 200 and stored.
 func FuzzWebhook(f *testing.F) {
 	valid := []byte(`{"id":"evt_seed","object":"event","api_version":"2023-10-16","created":1,"type":"checkout.session.completed","data":{"object":{"id":"cs_test_seed","object":"checkout.session","status":"complete","payment_status":"paid","amount_total":2000,"currency":"usd","client_reference_id":"ord_seed"}}}`)
 	now := time.Now()
@@ -39,6 +40,17 @@ func FuzzWebhook(f *testing.F) {
 	f.Add([]byte(`{"id":"evt_1","object":"event","type":"checkout.session.completed","data":{"object":null}}`), "")
 	f.Add(valid, "t=,v1=,v1")
 	f.Add(valid, strings.Repeat("v1=ab,", 200))
+	// Shapes a signed event must survive: stored as unreadable, answered 200.
+	for _, odd := range []string{
+		`{"id":"evt_n","object":"event","created":1700000000,"type":"checkout.session.completed","data":{"object":null}}`,
+		`{"id":"evt_t","object":"event","created":"yesterday","type":"checkout.session.completed","data":{"object":{}}}`,
+		`{"id":"evt_a","object":"event","created":1700000000,"type":"checkout.session.completed","data":{"object":{"id":"cs_1","object":"checkout.session","amount_total":-5}}}`,
+		`{"id":"evt_b","object":"event","created":99999999999999,"type":"checkout.session.expired","data":{"object":{"id":"cs_1","object":"checkout.session"}}}`,
+		`{"id":"evt_l","object":"event","created":1700000000,"livemode":"yes","type":"charge.refunded","data":{"object":{"id":"ch_1"}}}`,
+		`{"id":["evt"],"type":7}`,
+	} {
+		f.Add([]byte(odd), sign([]byte(odd), testWebhookSecret, now))
+	}
 
 	var store *countingStore
 	ts := newWrappedTestServer(f, func(s orders.Store) orders.Store { store = &countingStore{Store: s}; return store })
@@ -59,6 +71,9 @@ func FuzzWebhook(f *testing.F) {
 		}
 		if !signed && store.applies.Load() != before {
 			t.Fatal("a rejected event reached the store")
+		}
+		if signed && (rec.Code != http.StatusOK || store.applies.Load() == before) {
+			t.Fatalf("a signed event got %d and %d writes; want 200 and stored", rec.Code, store.applies.Load()-before)
 		}
 		if rec.Code >= 500 {
 			t.Fatalf("answered %d: %s", rec.Code, rec.Body)

@@ -171,10 +171,11 @@ func (f *fakeSessions) lastParams(t testing.TB) *stripe.CheckoutSessionParams {
 
 type testServer struct {
 	*Server
-	fake  *fakeSessions
-	store *sqlite.Store
-	svc   *orders.Service
-	logs  *testenv.SyncBuffer
+	fake   *fakeSessions
+	store  *sqlite.Store
+	svc    *orders.Service
+	logs   *testenv.SyncBuffer
+	dbPath string
 }
 
 // testLinks signs order page links in tests.
@@ -211,7 +212,8 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 	for _, o := range opts {
 		o(&cfg)
 	}
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "shop.db"))
+	dbPath := filepath.Join(t.TempDir(), "shop.db")
+	store, err := sqlite.Open(context.Background(), dbPath)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -234,14 +236,14 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 	// (nothing delivers them here).
 	svc := orders.NewService(seen, log, orders.WithChannels(storetest.AllChannels))
 	srv, err := NewServer(Deps{
-		Config: cfg, Catalog: cat, Orders: svc, Links: testLinks,
+		Config: cfg, Catalog: cat, Orders: svc, Links: testLinks, FormKey: []byte("test-form-key-0123456789abcdef!!"),
 		Sessions: fake, Logger: log, Templates: templates.FS, Static: static.FS,
 	})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
 	t.Cleanup(func() { assertNoSecrets(t, "log", logs.String()) })
-	return &testServer{Server: srv, fake: fake, store: store, svc: svc, logs: logs}
+	return &testServer{Server: srv, fake: fake, store: store, svc: svc, logs: logs, dbPath: dbPath}
 }
 
 // do sends a request through the real router.

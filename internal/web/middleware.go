@@ -1,6 +1,9 @@
 package web
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"log/slog"
@@ -8,10 +11,55 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/shopcheckout/shop/internal/ratelimit"
 )
+
+// requestID gives every request the id its log lines and error pages carry,
+// stored where chi's middleware.GetReqID finds it. A client's (or a
+// proxy's) X-Request-Id is kept when it is a plain token, so logs join up
+// across hops; anything else, which could break a log line, forge a
+// field or bloat every line, is replaced by a fresh random id.
+func (s *Server) requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = rand.Text()
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+	})
+}
+
+// validRequestID reports whether id is 1 to 64 characters of
+// [A-Za-z0-9._-].
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := range len(id) {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// quietKey marks, in a request's context, a switch a handler may turn on to
+// leave the request's access log line out (see quiet).
+type quietKey struct{}
+
+// quiet leaves this request out of the access log: for traffic whose lines
+// are sampled, such as forged webhooks. Metrics still count it.
+func quiet(r *http.Request) {
+	if q, ok := r.Context().Value(quietKey{}).(*bool); ok {
+		*q = true
+	}
+}
 
 // logRequests logs one line per request: never the query string, which can
 // carry a Checkout Session id.
@@ -19,6 +67,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		hush := new(bool)
+		r = r.WithContext(context.WithValue(r.Context(), quietKey{}, hush))
 		next.ServeHTTP(ww, r)
 		elapsed := s.now().Sub(start)
 		status := ww.Status()
@@ -30,6 +80,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			route = rctx.RoutePattern()
 		}
 		s.metrics.Request(route, r.Method, status, elapsed)
+		if *hush {
+			return
+		}
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
@@ -124,20 +177,68 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 	})
 }
 
+// adminFailuresPerMinute is how many wrong admin logins a client may make
+// a minute (and at once) before it is refused with 429.
+const adminFailuresPerMinute = 10
+
+// newAdminLimiter counts failed admin logins per client address (an IPv6
+// /64 counting as one). There is no global cap: one would let anybody lock
+// the operator out.
+func newAdminLimiter(now func() time.Time) *ratelimit.Limiter {
+	return ratelimit.New(ratelimit.Config{
+		PerClient:      adminFailuresPerMinute / 60.0,
+		PerClientBurst: adminFailuresPerMinute,
+		Now:            now,
+	})
+}
+
 // adminAuth guards the operator pages with HTTP basic auth, user "admin".
+//
+// The user and the password are each compared as SHA-256 digests, both
+// always, with subtle.ConstantTimeCompare: comparing the strings themselves
+// would return early on a length mismatch and tell the password's length.
+//
+// Only failures spend a client's budget (adminFailuresPerMinute). A client
+// over it gets 429 with Retry-After until the budget refills, before its
+// credentials are looked at, even right ones: answering a right guess
+// during the lock-out would let a guesser carry on at full speed, reading
+// 200 against 429. The price is that an operator behind the same address
+// as a guesser waits too (one more try every 60/adminFailuresPerMinute s).
 func (s *Server) adminAuth(next http.Handler) http.Handler {
-	want := []byte(s.cfg.AdminPassword)
+	want := newCredentials("admin", s.cfg.AdminPassword)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client := clientAddr(r, s.cfg.TrustedProxies)
+		if ok, retry := s.guesses.Check(client); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())))
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "admin login throttled", slog.String("client", client), slog.String("path", r.URL.Path))
+			s.fail(w, r, http.StatusTooManyRequests, "Too many failed sign-ins. Please wait a moment and try again.", nil)
+			return
+		}
 		user, pass, ok := r.BasicAuth()
-		userOK := subtle.ConstantTimeCompare([]byte(user), []byte("admin")) == 1
-		passOK := subtle.ConstantTimeCompare([]byte(pass), want) == 1
-		if !ok || !userOK || !passOK {
+		if match := want.match(user, pass); !ok || !match {
+			if ok {
+				s.guesses.Charge(client) // a guess; a browser's first, credential-less request is not
+			}
 			w.Header().Set("WWW-Authenticate", `Basic realm="shop admin", charset="UTF-8"`)
 			s.fail(w, r, http.StatusUnauthorized, "Sign in to see this page.", nil)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// credentials are a user name and password kept as SHA-256 digests, so
+// that comparing them takes the same time whatever either is.
+type credentials struct{ user, pass [sha256.Size]byte }
+
+func newCredentials(user, pass string) credentials {
+	return credentials{user: sha256.Sum256([]byte(user)), pass: sha256.Sum256([]byte(pass))}
+}
+
+// match reports whether user and pass are c's, comparing both, always.
+func (c credentials) match(user, pass string) bool {
+	got := newCredentials(user, pass)
+	return subtle.ConstantTimeCompare(got.user[:], c.user[:])&subtle.ConstantTimeCompare(got.pass[:], c.pass[:]) == 1
 }
 
 // noStore marks a response as private to this request.

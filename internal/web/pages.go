@@ -33,7 +33,7 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 	buf := s.pages.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer s.pages.bufs.Put(buf)
-	s.home.render(buf, newFormToken())
+	s.home.render(buf, s.tokens.issue())
 	writeHTML(w, http.StatusOK, buf.Bytes())
 }
 
@@ -60,12 +60,12 @@ type homeCache struct {
 	parts [][]byte
 }
 
-// newHomeCache renders the home page with a random token and cuts it there.
-// A token is 24 characters of [A-Za-z0-9_-], which html/template leaves as
+// newHomeCache renders the home page with a token and cuts it there. A
+// token is 48 characters of [A-Za-z0-9_-], which html/template leaves as
 // they are in every context, and random: it cannot occur by chance in the
 // rest of the page.
 func (s *Server) newHomeCache() (homeCache, error) {
-	token := newFormToken()
+	token := s.tokens.issue()
 	var buf bytes.Buffer
 	if err := s.pages.byName["home"].ExecuteTemplate(&buf, "layout", s.homeView(token)); err != nil {
 		return homeCache{}, fmt.Errorf("render home page: %w", err)

@@ -108,6 +108,8 @@ func TestPagesRender(t *testing.T) {
 		"admin_orders": adminOrdersPage{Page: ts.page("Orders"), Statuses: []statusOption{{Value: "paid", Selected: true}},
 			Orders: []adminOrderRow{{Created: now.Format(time.DateTime), Status: "paid", Items: evil, Email: evil,
 				Notifications: []notificationView{{ID: "ntf_x", Channel: "webhook", Status: "dead", LastError: evil, Dead: true}}}}},
+		"admin_alarms": adminAlarmsPage{Page: ts.page("Alarms"), Open: true,
+			Alarms: []alarmRow{{Created: now.Format(time.DateTime), Kind: "unreadable_event", Ref: evil, OrderID: evil, Detail: evil}}},
 		"order": orderPage{Page: ts.page("Your order"), OrderID: "ord_x", State: "paid", Heading: "Order confirmed", Status: evil,
 			Items: []lineView{{Name: evil, Quantity: 1, Amount: "$1.00"}}, Total: "$1.00"},
 	}

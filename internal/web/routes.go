@@ -10,14 +10,14 @@ import (
 // routes is the whole HTTP surface of the shop.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, s.securityHeaders, s.sameOrigin, middleware.StripSlashes)
+	r.Use(s.requestID, s.logRequests, s.recoverPanics, s.securityHeaders, s.sameOrigin, middleware.StripSlashes, middleware.GetHead)
 	r.NotFound(s.handleNotFound)
 	r.MethodNotAllowed(s.handleMethodNotAllowed)
 
 	r.Get("/", s.handleHome)
 	r.Get("/config", s.handleConfig)
 	r.With(s.rateLimit).Post("/create-checkout-session", s.handleCheckoutCreate)
-	r.Get("/success", s.handleSuccess)
+	r.With(s.rateLimit).Get("/success", s.handleSuccess) // reads the session from Stripe
 	r.Get("/cancelled", s.handleCancelled)
 	r.Get("/orders/{id}", s.handleOrderPage)
 	r.Post("/webhook", s.handleWebhook) // signed by Stripe: exempt from sameOrigin
@@ -26,6 +26,7 @@ func (s *Server) routes() http.Handler {
 		r.With(s.adminAuth).Get("/admin/orders", s.handleAdminOrders)
 		r.With(s.adminAuth).Get("/admin/metrics", s.metrics.Handler().ServeHTTP)
 		r.With(s.adminAuth).Post("/admin/notifications/{id}/retry", s.handleNotificationRetry)
+		r.With(s.adminAuth).Get("/admin/alarms", s.handleAdminAlarms)
 	}
 	r.Handle("/static/*", s.staticFiles())
 	return r

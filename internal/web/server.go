@@ -3,6 +3,7 @@
 package web
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ type Deps struct {
 	Catalog   *catalog.Catalog
 	Orders    *orders.Service // the one door to orders, reads and writes
 	Links     orders.LinkKey  // signs order page links
+	FormKey   []byte          // signs purchase form tokens
 	Sessions  CheckoutSessions
 	Logger    *slog.Logger
 	Templates fs.FS // the templates package's FS
@@ -44,20 +46,28 @@ type Deps struct {
 
 // Server serves the shop. Build it with NewServer.
 type Server struct {
-	cfg      config.Config
-	catalog  *catalog.Catalog
-	orders   *orders.Service
-	links    orders.LinkKey
-	sessions CheckoutSessions
-	log      *slog.Logger
-	now      func() time.Time
-	pages    *pages
-	home     homeCache
+	cfg     config.Config
+	catalog *catalog.Catalog
+	orders  *orders.Service
+	links   orders.LinkKey
+	tokens  formTokens
+	// sessionReads spaces the success page's reads of each session.
+	sessionReads *readThrottle
+	// forgeries counts failed webhook signatures per client; forgeryLog
+	// samples their log lines.
+	forgeries  *ratelimit.Limiter
+	forgeryLog *sampler
+	sessions   CheckoutSessions
+	log        *slog.Logger
+	now        func() time.Time
+	pages      *pages
+	home       homeCache
 	// configJSON is GET /config's body, encoded once: it never changes.
 	configJSON []byte
 	static     fs.FS
 	csp        string
 	limiter    *ratelimit.Limiter
+	guesses    *ratelimit.Limiter // wrong admin passwords, per client
 	metrics    *metrics.Metrics
 	handler    http.Handler
 }
@@ -73,6 +83,9 @@ func NewServer(d Deps) (*Server, error) {
 	}
 	if len(d.Links) < 16 {
 		missing = append(missing, errors.New("order link key"))
+	}
+	if len(d.FormKey) < 16 {
+		missing = append(missing, errors.New("form token key"))
 	}
 	if d.Sessions == nil {
 		missing = append(missing, errors.New("checkout sessions client"))
@@ -97,18 +110,23 @@ func NewServer(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:      d.Config,
-		catalog:  d.Catalog,
-		orders:   d.Orders,
-		links:    d.Links,
-		sessions: instrumented{next: d.Sessions, m: d.Metrics},
-		log:      d.Logger,
-		now:      d.Now,
-		pages:    p,
-		static:   d.Static,
-		csp:      contentSecurityPolicy(d.Config.CheckoutOrigins),
-		limiter:  newLimiter(d.Config.RateLimit, d.Now),
-		metrics:  d.Metrics,
+		cfg:          d.Config,
+		catalog:      d.Catalog,
+		orders:       d.Orders,
+		links:        d.Links,
+		tokens:       formTokens{key: d.FormKey, ttl: cmp.Or(d.Config.SessionTTL, 30*time.Minute), now: d.Now},
+		sessionReads: newReadThrottle(time.Second, d.Now),
+		forgeries:    ratelimit.New(ratelimit.Config{PerClient: forgeriesPerMinute / 60.0, PerClientBurst: forgeriesPerMinute, Now: d.Now}),
+		forgeryLog:   &sampler{perMinute: forgeryLogsPerMin},
+		sessions:     instrumented{next: d.Sessions, m: d.Metrics},
+		log:          d.Logger,
+		now:          d.Now,
+		pages:        p,
+		static:       d.Static,
+		csp:          contentSecurityPolicy(d.Config.CheckoutOrigins),
+		limiter:      newLimiter(d.Config.RateLimit, d.Now),
+		guesses:      newAdminLimiter(d.Now),
+		metrics:      d.Metrics,
 	}
 	if s.home, err = s.newHomeCache(); err != nil {
 		return nil, err

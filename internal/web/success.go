@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/stripe/stripe-go/v76"
 
@@ -54,6 +56,12 @@ func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// A read of the session can change nothing once the order is settled,
+	// and reloads of a pending one need not each reach Stripe.
+	if settled(order.Status) || !s.sessionReads.take(order.ID) {
+		s.render(w, r, http.StatusOK, "success", s.successView(order, nil, ""))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StripeTimeout)
 	defer cancel()
 	params := &stripe.CheckoutSessionParams{}
@@ -119,6 +127,49 @@ func (s *Server) successView(o orders.Order, sess *orders.Session, state string)
 	}
 	v.Total = money.Format(total, o.Currency)
 	return v
+}
+
+// settled reports whether no read of the session could change an order in
+// this status.
+func settled(st orders.Status) bool {
+	switch st {
+	case orders.StatusPaid, orders.StatusNeedsReview, orders.StatusFailed, orders.StatusExpired:
+		return true
+	}
+	return false
+}
+
+// readThrottle lets each order's success page read its session from Stripe
+// at most once per interval, however often it is reloaded.
+type readThrottle struct {
+	every time.Duration
+	now   func() time.Time
+	mu    sync.Mutex
+	last  map[string]time.Time
+}
+
+func newReadThrottle(every time.Duration, now func() time.Time) *readThrottle {
+	return &readThrottle{every: every, now: now, last: map[string]time.Time{}}
+}
+
+// take reports whether the order's session may be read now, and if so
+// counts the read.
+func (t *readThrottle) take(orderID string) bool {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if last, ok := t.last[orderID]; ok && now.Sub(last) < t.every {
+		return false
+	}
+	if len(t.last) >= 10_000 { // bounded: forget what is past the interval
+		for id, at := range t.last {
+			if now.Sub(at) >= t.every {
+				delete(t.last, id)
+			}
+		}
+	}
+	t.last[orderID] = now
+	return true
 }
 
 func stateOf(st orders.Status) string {

@@ -180,3 +180,38 @@ func TestSuccessPageStoreDown(t *testing.T) {
 		t.Errorf("got %d, want 503 with a clear page", res.StatusCode)
 	}
 }
+
+// TestSuccessPageSparesStripe: sixty reloads of a pending order's success
+// page read its session from Stripe at most once a second, and none once
+// the store says the order is paid.
+func TestSuccessPageSparesStripe(t *testing.T) {
+	ts := newTestServer(t)
+	sid, oid := ts.checkout(t, "tshirt", "2")
+	_, before := ts.fake.calls()
+	start := time.Now()
+	for range 60 {
+		if res := ts.do(t, "GET", "/success?session_id="+sid, nil); res.StatusCode != 200 {
+			t.Fatalf("got %d, want 200", res.StatusCode)
+		}
+	}
+	elapsed := time.Since(start)
+	_, after := ts.fake.calls()
+	if max := 1 + int(elapsed/time.Second); after-before > max {
+		t.Errorf("60 reloads in %v made %d Stripe reads, want at most %d", elapsed, after-before, max)
+	}
+	// Paid in the store (the webhook came): no read at all.
+	ts.fake.pay(sid, "paid", "buyer@example.com")
+	if code, _ := ts.deliver(t, eventFor("evt_spare", orders.EventSessionCompleted, sid, oid, "paid").json(t)); code != 200 {
+		t.Fatal(code)
+	}
+	_, before = ts.fake.calls()
+	for range 60 {
+		res := ts.do(t, "GET", "/success?session_id="+sid, nil)
+		if body := readBody(t, res); !strings.Contains(body, "Payment received") {
+			t.Fatalf("paid order's page: %s", body)
+		}
+	}
+	if _, after := ts.fake.calls(); after != before {
+		t.Errorf("reloads of a paid order made %d Stripe reads, want 0", after-before)
+	}
+}

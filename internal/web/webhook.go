@@ -6,11 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/stripe/stripe-go/v76/webhook"
-
-	"github.com/shopcheckout/shop/internal/orders"
 )
 
 const (
@@ -46,16 +46,13 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.verifySignature(body, r.Header.Get("Stripe-Signature")); err != nil {
 		s.metrics.Webhook("", "rejected")
-		s.fail(w, r, http.StatusBadRequest, "Invalid signature.", err)
+		s.refuseForgery(w, r, err)
 		return
 	}
-	ev, err := orders.ParseEvent(body)
-	if err != nil {
-		s.metrics.Webhook("", "rejected")
-		s.fail(w, r, http.StatusBadRequest, "Malformed event.", err)
-		return
-	}
-	res, err := s.orders.HandleEvent(r.Context(), ev)
+	// From here on Stripe signed the body: whatever it holds is stored and
+	// answered 2xx (an unreadable event with an alarm), since a 4xx would
+	// have Stripe retry it for days and may disable the endpoint.
+	ev, res, err := s.orders.HandleSigned(r.Context(), body)
 	if err != nil {
 		// Not stored: a 5xx makes Stripe deliver it again later.
 		s.metrics.Webhook(ev.Type, "failed")
@@ -84,4 +81,59 @@ func (s *Server) verifySignature(body []byte, header string) error {
 		last = err
 	}
 	return fmt.Errorf("signature rejected: %w", last)
+}
+
+// Forged deliveries are throttled per client address: Stripe's own never
+// fail their signature, so only forgers (or a wrong secret) spend this
+// budget, and its log lines are sampled so they cannot flood the log.
+const (
+	forgeriesPerMinute = 60
+	forgeryLogsPerMin  = 10
+)
+
+// refuseForgery answers a delivery whose signature failed: 400, or 429 with
+// Retry-After for a client past its budget of failures.
+func (s *Server) refuseForgery(w http.ResponseWriter, r *http.Request, err error) {
+	client := clientAddr(r, s.cfg.TrustedProxies)
+	logged := err
+	if logIt, suppressed := s.forgeryLog.take(s.now()); !logIt {
+		logged = nil
+		quiet(r)
+	} else if suppressed > 0 {
+		logged = fmt.Errorf("%w (and %d more signature failures not logged in the last minute)", err, suppressed)
+	}
+	if ok, retry := s.forgeries.Check(client); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry.Seconds()+0.999))))
+		s.fail(w, r, http.StatusTooManyRequests, "Too many invalid signatures.", logged)
+		return
+	}
+	s.forgeries.Charge(client)
+	s.fail(w, r, http.StatusBadRequest, "Invalid signature.", logged)
+}
+
+// sampler lets a few log lines a minute through and counts the rest.
+type sampler struct {
+	perMinute int
+	mu        sync.Mutex
+	window    time.Time
+	seen      int
+	dropped   int
+}
+
+// take reports whether to log the next line, and how many were dropped
+// since the last one logged.
+func (l *sampler) take(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) >= time.Minute {
+		l.window, l.seen = now, 0
+	}
+	l.seen++
+	if l.seen > l.perMinute {
+		l.dropped++
+		return false, 0
+	}
+	dropped := l.dropped
+	l.dropped = 0
+	return true, dropped
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -328,7 +329,7 @@ func TestWebhookOtherAPIVersion(t *testing.T) {
 func TestWebhookUnhandledAndUnknown(t *testing.T) {
 	ts := newTestServer(t)
 	_, oid := ts.checkout(t, "tshirt", "2")
-	other := []byte(`{"id":"evt_cust","object":"event","api_version":"2023-10-16","created":1,"type":"customer.created","data":{"object":{"id":"cus_1","object":"customer"}}}`)
+	other := fmt.Appendf(nil, `{"id":"evt_cust","object":"event","api_version":"2023-10-16","created":%d,"type":"customer.created","data":{"object":{"id":"cus_1","object":"customer"}}}`, time.Now().Unix())
 	if status, body := ts.deliver(t, other); status != 200 || body.Duplicate {
 		t.Errorf("unhandled type: got %d %+v, want 200", status, body)
 	}
@@ -348,9 +349,175 @@ func TestWebhookUnhandledAndUnknown(t *testing.T) {
 	if n := strings.Count(ts.logs.String(), `msg="order fulfilled"`); n != 0 {
 		t.Errorf("fulfilments: got %d, want 0", n)
 	}
-	bad := []byte(`{"id":"evt_bad","object":"event","type":"checkout.session.completed","data":{"object":{"object":"charge"}}}`)
-	if status, _ := ts.deliver(t, bad); status != 400 {
-		t.Errorf("malformed session: got %d, want 400", status)
+	if got := ts.outcomes(t); got["evt_cust"] != orders.OutcomeIgnored || got["evt_stranger"] != orders.OutcomeUnmatched {
+		t.Errorf("stored outcomes %v, want evt_cust ignored and evt_stranger unmatched", got)
+	}
+}
+
+// outcomes returns each stored event's outcome.
+func (ts *testServer) outcomes(t testing.TB) map[string]string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+ts.dbPath+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT id, outcome FROM events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, outcome string
+		if err := rows.Scan(&id, &outcome); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = outcome
+	}
+	return out
+}
+
+// TestWebhookUnreadable sends events Stripe signed but the shop cannot read:
+// each is answered 2xx (Stripe would otherwise retry for days), stored raw
+// as unreadable, raises an alarm and is counted; its redelivery is a
+// duplicate; nothing is applied.
+func TestWebhookUnreadable(t *testing.T) {
+	ts := newTestServer(t)
+	sid, oid := ts.checkout(t, "tshirt", "2")
+	now := time.Now().Unix()
+	session := func(fields string) string {
+		return fmt.Sprintf(`{"id":%q,"object":"checkout.session","status":"complete","payment_status":"paid","client_reference_id":%q%s}`, sid, oid, fields)
+	}
+	envelope := func(id string, created int64, object string) []byte {
+		return fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2023-10-16","created":%d,"livemode":false,"type":"checkout.session.completed","data":{"object":%s}}`,
+			id, created, object)
+	}
+	cases := []struct {
+		name, id string
+		body     []byte
+	}{
+		{"null object", "evt_u_null", envelope("evt_u_null", now, "null")},
+		{"another object", "evt_u_charge", envelope("evt_u_charge", now, `{"id":"ch_1","object":"charge"}`)},
+		{"amount is a string", "evt_u_type", envelope("evt_u_type", now, session(`,"amount_total":"4000","currency":"usd"`))},
+		{"negative amount", "evt_u_neg", envelope("evt_u_neg", now, session(`,"amount_total":-4000,"currency":"usd"`))},
+		{"absurd amount", "evt_u_huge", envelope("evt_u_huge", now, session(`,"amount_total":99999999999999999,"currency":"usd"`))},
+		{"amount overflows", "evt_u_over", envelope("evt_u_over", now, session(`,"amount_total":1e30,"currency":"usd"`))},
+		{"created long ago", "evt_u_old", envelope("evt_u_old", now-400*86400, session(""))},
+		{"created in the future", "evt_u_future", envelope("evt_u_future", now+7*86400, session(""))},
+		{"created negative", "evt_u_negtime", envelope("evt_u_negtime", -5, session(""))},
+		{"created overflows", "evt_u_bigtime", []byte(`{"id":"evt_u_bigtime","object":"event","created":9223372036854775807,"type":"checkout.session.completed","data":{"object":null}}`)},
+		{"id is a number", "", []byte(`{"id":12,"object":"event","created":1,"type":"checkout.session.completed"}`)},
+		{"not an event", "", []byte(`[1,2,3]`)},
+	}
+	for _, c := range cases {
+		status, body := ts.deliver(t, c.body)
+		if status != 200 || body.Duplicate {
+			t.Errorf("%s: got %d %+v, want 200 stored", c.name, status, body)
+		}
+		if status, body := ts.deliver(t, c.body); status != 200 || !body.Duplicate {
+			t.Errorf("%s, again: got %d %+v, want 200 duplicate", c.name, status, body)
+		}
+	}
+	if o := ts.order(t, oid); o.Status != orders.StatusPending || o.PaidAt != nil {
+		t.Errorf("unreadable events changed the order: %s, paid %v", o.Status, o.PaidAt)
+	}
+	stored := ts.outcomes(t)
+	for _, c := range cases {
+		if c.id != "" && stored[c.id] != orders.OutcomeUnreadable {
+			t.Errorf("%s: stored outcome %q, want unreadable", c.name, stored[c.id])
+		}
+	}
+	n := 0
+	for _, outcome := range stored {
+		if outcome == orders.OutcomeUnreadable {
+			n++
+		}
+	}
+	if n != len(cases) {
+		t.Errorf("%d unreadable events stored, want %d", n, len(cases))
+	}
+	// Never a negative or overflowed timestamp in the store.
+	db, err := sql.Open("sqlite", "file:"+ts.dbPath+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var bad int
+	if err := db.QueryRow(`SELECT count(*) FROM events WHERE created_at <= 0 OR created_at > ?`, time.Now().Add(2*time.Hour).UnixMicro()).Scan(&bad); err != nil || bad != 0 {
+		t.Errorf("%d stored events with an impossible created time (%v)", bad, err)
+	}
+
+	auth := []string{"Authorization", "Basic " + basic("admin", "let-me-in")}
+	res := ts.do(t, "GET", "/admin/alarms", nil, append(auth, "Accept", "application/json")...)
+	var alarms alarmsBody
+	if err := json.NewDecoder(res.Body).Decode(&alarms); err != nil || res.StatusCode != 200 {
+		t.Fatalf("alarms: %d %v", res.StatusCode, err)
+	}
+	refs := map[string]orders.Alarm{}
+	for _, a := range alarms.Alarms {
+		refs[a.Ref] = a
+	}
+	if len(alarms.Alarms) != len(cases) {
+		t.Errorf("%d alarms, want %d", len(alarms.Alarms), len(cases))
+	}
+	for _, c := range cases {
+		if c.id == "" {
+			continue
+		}
+		a, ok := refs[c.id]
+		if !ok || a.Kind != orders.AlarmUnreadableEvent || a.Detail == "" || a.CreatedAt.IsZero() || !strings.HasPrefix(a.ID, "alm_") {
+			t.Errorf("%s: alarm %+v, want an unreadable_event alarm about %s", c.name, a, c.id)
+		}
+	}
+	raw := readBody(t, ts.do(t, "GET", "/admin/alarms", nil, append(auth, "Accept", "application/json")...))
+	for _, field := range []string{`"id":`, `"kind":"unreadable_event"`, `"ref":`, `"detail":`, `"createdAt":`} {
+		if !strings.Contains(raw, field) {
+			t.Errorf("alarms JSON lacks %s", field)
+		}
+	}
+	html := readBody(t, ts.do(t, "GET", "/admin/alarms", nil, auth...))
+	if !strings.Contains(html, "evt_u_null") || !strings.Contains(html, "unreadable_event") {
+		t.Error("the alarms page does not list the alarm")
+	}
+	if res := ts.do(t, "GET", "/admin/alarms", nil); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("alarms without auth: got %d, want 401", res.StatusCode)
+	}
+	// Unsigned garbage is still refused, and stores nothing.
+	res = ts.do(t, "POST", "/webhook", strings.NewReader(`{"id":"evt_unsigned"}`), "Content-Type", "application/json", "Stripe-Signature", "t=1,v1=00")
+	if res.StatusCode != http.StatusBadRequest {
+		t.Errorf("unsigned: got %d, want 400", res.StatusCode)
+	}
+	if _, ok := ts.outcomes(t)["evt_unsigned"]; ok {
+		t.Error("an unsigned event was stored")
+	}
+}
+
+// TestWebhookWrongMode: a live event at a test-mode shop is stored and
+// logged, never applied.
+func TestWebhookWrongMode(t *testing.T) {
+	ts := newTestServer(t)
+	sid, oid := ts.checkout(t, "tshirt", "2")
+	e := eventFor("evt_live", orders.EventSessionCompleted, sid, oid, "paid")
+	body := bytes.Replace(e.json(t), []byte(`"livemode":false`), []byte(`"livemode":true`), 1)
+	if status, res := ts.deliver(t, body); status != 200 || res.Duplicate {
+		t.Fatalf("got %d %+v, want 200", status, res)
+	}
+	if o := ts.order(t, oid); o.Status != orders.StatusPending {
+		t.Errorf("a live event changed a test shop's order to %s", o.Status)
+	}
+	if got := ts.outcomes(t)["evt_live"]; got != orders.OutcomeWrongMode {
+		t.Errorf("stored outcome %q, want %q", got, orders.OutcomeWrongMode)
+	}
+	if !strings.Contains(ts.logs.String(), "event of the other mode") {
+		t.Error("not logged")
+	}
+	// The same event in test mode is applied.
+	if status, _ := ts.deliver(t, eventFor("evt_test", orders.EventSessionCompleted, sid, oid, "paid").json(t)); status != 200 {
+		t.Fatal(status)
+	}
+	if o := ts.order(t, oid); o.Status != orders.StatusPaid {
+		t.Errorf("the test-mode event: order %s, want paid", o.Status)
 	}
 }
 
@@ -439,4 +606,48 @@ func BenchmarkWebhookIngest(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestForgedWebhooksThrottled: more than 60 failed signatures a minute from
+// one address get 429; Stripe's valid deliveries from the same address are
+// never refused; another address is not affected; and the failures' log
+// lines are sampled.
+func TestForgedWebhooksThrottled(t *testing.T) {
+	ts := newTestServer(t)
+	sid, oid := ts.checkout(t, "tshirt", "2")
+	forged := eventFor("evt_forged", orders.EventSessionCompleted, sid, oid, "paid").json(t)
+	send := func(remote string, payload []byte, secret string) *http.Response {
+		req := newRequestBody("POST", "/webhook", bytes.NewReader(payload))
+		req.RemoteAddr = remote
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Stripe-Signature", sign(payload, secret, time.Now()))
+		rec := newRecorder()
+		ts.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	codes := map[int]int{}
+	for range 200 {
+		codes[send("203.0.113.7:5555", forged, "whsec_forger").StatusCode]++
+	}
+	if codes[400] != 60 || codes[429] != 140 {
+		t.Errorf("200 forgeries from one address: %v, want 60 × 400 then 140 × 429", codes)
+	}
+	res := send("203.0.113.7:5555", forged, "whsec_forger")
+	if res.StatusCode != 429 || res.Header.Get("Retry-After") == "" {
+		t.Errorf("over budget: got %d, Retry-After %q; want 429 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	// Stripe's deliveries are signed: never throttled, even from there.
+	if res := send("203.0.113.7:5555", forged, testWebhookSecret); res.StatusCode != 200 {
+		t.Errorf("a valid delivery from the throttled address: got %d, want 200", res.StatusCode)
+	}
+	if res := send("198.51.100.9:4444", forged, "whsec_forger"); res.StatusCode != 400 {
+		t.Errorf("another address: got %d, want 400", res.StatusCode)
+	}
+	logs := ts.logs.String()
+	if n := strings.Count(logs, "signature rejected"); n < 1 || n > forgeryLogsPerMin+1 {
+		t.Errorf("%d logged signature failures for 202 forgeries, want at most %d a minute", n, forgeryLogsPerMin+1)
+	}
+	if n := strings.Count(logs, `path=/webhook status=4`); n > 2*forgeryLogsPerMin {
+		t.Errorf("%d access log lines for rejected webhooks, want them sampled", n)
+	}
 }
