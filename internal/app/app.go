@@ -95,6 +95,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		orders.OnStoreError(a.Metrics.StoreError),
 		orders.OnAlarm(a.Metrics.Alarm),
 		orders.WithLiveMode(cfg.Live()),
+		orders.WithSessionTTL(cfg.SessionTTL),
 		orders.OnQueued(func() { a.Outbox.Wake() }), // set below, before any write
 	)
 	key, err := a.Orders.Secret(ctx, "order-page")

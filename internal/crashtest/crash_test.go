@@ -73,7 +73,7 @@ func TestStartFulfilsLeftovers(t *testing.T) {
 			return err
 		}
 		now := time.Now().UTC()
-		cur.Status, cur.PaidAt, cur.UpdatedAt = orders.StatusPaid, &now, now
+		cur.Status, cur.Payment, cur.PaidAt, cur.UpdatedAt = orders.StatusPaid, orders.StatusPaid, &now, now
 		return tx.UpdateOrder(ctx, &cur)
 	})
 	st.Close()

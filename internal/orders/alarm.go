@@ -25,6 +25,13 @@ const (
 	// AlarmUnreadableEvent: Stripe signed an event the shop cannot read;
 	// it is stored raw for a person to look at.
 	AlarmUnreadableEvent = "unreadable_event"
+	// AlarmUnattributedPayment: a paid Checkout Session names no order of
+	// this shop.
+	AlarmUnattributedPayment = "unattributed_payment"
+	// AlarmPaidTwice: one order was paid by two Checkout Sessions; refund one.
+	AlarmPaidTwice = "paid_twice"
+	// AlarmDispute: a dispute awaits the shop's response, by its deadline.
+	AlarmDispute = "dispute"
 )
 
 // AlarmFilter narrows Store.Alarms.

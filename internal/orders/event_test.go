@@ -31,7 +31,7 @@ func TestParseSession(t *testing.T) {
 		{"details win over customer_email", `{"id":"cs_5","object":"checkout.session","customer_email":"b@example.com","customer_details":{"email":"c@example.com"}}`,
 			orders.Session{ID: "cs_5", Email: "c@example.com"}},
 	} {
-		got, err := orders.ParseSession([]byte(tt.json))
+		got, err := orders.ParseSession([]byte(tt.json), orders.PinnedAPIVersion)
 		if err != nil {
 			t.Errorf("%s: %v", tt.name, err)
 			continue
@@ -46,7 +46,7 @@ func TestParseSession(t *testing.T) {
 		"no id":          `{"object":"checkout.session"}`,
 		"null":           `null`,
 	} {
-		if _, err := orders.ParseSession([]byte(bad)); err == nil {
+		if _, err := orders.ParseSession([]byte(bad), orders.PinnedAPIVersion); err == nil {
 			t.Errorf("%s: got nil error, want one", name)
 		}
 	}

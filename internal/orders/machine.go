@@ -68,6 +68,7 @@ type Change struct {
 // unless it is already paid. Stripe's figures are fixed for a session, so
 // every event of one session agrees on them.
 func Next(o Order, eventType string, s Session) Change {
+	o.Status = o.lifecycle() // the machine moves the payment's own state
 	c := Change{Status: o.Status, Email: o.Email, Review: o.Review}
 	if eventType != "" && !Handled(eventType) {
 		return c
@@ -109,16 +110,31 @@ func mismatch(o Order, s Session) string {
 }
 
 // Observe applies Next to o and returns the order as it should be stored
-// afterwards: the new status, email and review, paid_at set the first time
-// the order is paid, and updated_at moved to now when anything changed.
+// afterwards: the new payment state, email and review, paid_at set the
+// first time the order is paid (with what Stripe charged and the
+// PaymentIntent), the status settled on top, and updated_at moved to now
+// when anything changed.
 func Observe(o Order, eventType string, s Session, now time.Time) (Order, bool) {
 	c := Next(o, eventType, s)
-	if !c.Changed {
+	changed := c.Changed
+	if c.Changed {
+		o.Payment, o.Email, o.Review = c.Status, c.Email, c.Review
+		if o.Payment == StatusPaid && o.PaidAt == nil {
+			o.PaidAt = &now
+		}
+	}
+	if o.lifecycle() == StatusPaid || o.lifecycle() == StatusNeedsReview {
+		if o.PaymentIntentID == "" && s.PaymentIntent != "" {
+			o.PaymentIntentID, changed = s.PaymentIntent, true
+		}
+		if o.AmountPaid == 0 && s.AmountTotal != nil && o.lifecycle() == StatusPaid {
+			o.AmountPaid, changed = *s.AmountTotal, true
+		}
+	}
+	if !changed {
 		return o, false
 	}
-	o.Status, o.Email, o.Review, o.UpdatedAt = c.Status, c.Email, c.Review, now
-	if o.Status == StatusPaid && o.PaidAt == nil {
-		o.PaidAt = &now
-	}
+	o.settle()
+	o.UpdatedAt = now
 	return o, true
 }

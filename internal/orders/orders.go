@@ -21,23 +21,43 @@ var ErrNotFound = errors.New("order not found")
 // ErrDuplicate is returned by CreateOrder for an id that is taken.
 var ErrDuplicate = errors.New("order already exists")
 
-// Status is where an order stands in its lifecycle.
+// Status is where an order stands.
 type Status string
 
-// The states of an order. A paid order never leaves StatusPaid, and an order in
-// StatusNeedsReview is never fulfilled automatically.
+// The states of an order's payment, which the state machine (Next) moves: a
+// paid payment never leaves StatusPaid, and an order in StatusNeedsReview is
+// never fulfilled automatically.
 const (
 	StatusPending     Status = "pending"      // Checkout Session created, shopper not done yet
 	StatusProcessing  Status = "processing"   // completed, payment not settled (delayed methods)
 	StatusPaid        Status = "paid"         // money received
 	StatusFailed      Status = "failed"       // the delayed payment failed
 	StatusExpired     Status = "expired"      // the session expired unpaid
-	StatusNeedsReview Status = "needs_review" // Stripe's amount or currency differs from ours
+	StatusNeedsReview Status = "needs_review" // a person must look: Stripe's figures differ, it was paid twice...
 )
 
-// Statuses lists every status, in lifecycle order.
+// What a paid order looks like once money went back or is contested (see
+// Order.settle): its payment stays StatusPaid underneath.
+const (
+	StatusPartiallyRefunded Status = "partially_refunded" // some of the payment was refunded
+	StatusRefunded          Status = "refunded"           // all of it was refunded
+	StatusDisputed          Status = "disputed"           // the shopper disputes the charge, not decided yet
+	StatusDisputeLost       Status = "dispute_lost"       // the dispute was lost: the money went back
+)
+
+// Statuses lists every status an order can show, in lifecycle order.
 func Statuses() []Status {
-	return []Status{StatusPending, StatusProcessing, StatusPaid, StatusFailed, StatusExpired, StatusNeedsReview}
+	return []Status{StatusPending, StatusProcessing, StatusPaid, StatusPartiallyRefunded, StatusRefunded,
+		StatusDisputed, StatusDisputeLost, StatusFailed, StatusExpired, StatusNeedsReview}
+}
+
+// lifecycle reports whether s is a state of the payment itself.
+func (s Status) lifecycle() bool {
+	switch s {
+	case StatusPending, StatusProcessing, StatusPaid, StatusFailed, StatusExpired, StatusNeedsReview:
+		return true
+	}
+	return false
 }
 
 // Valid reports whether s is a known status.
@@ -61,7 +81,9 @@ type Item struct {
 // Order is one purchase attempt: created pending before the Checkout Session,
 // then moved along by what Stripe reports.
 type Order struct {
-	ID          string     `json:"id"`
+	ID string `json:"id"`
+	// Status is what the order looks like: its payment's state, or for a
+	// paid one its refunds and dispute on top (see settle).
 	Status      Status     `json:"status"`
 	Items       []Item     `json:"items"`
 	AmountTotal int64      `json:"amountTotal"` // minor units, what we expect Stripe to charge
@@ -74,9 +96,136 @@ type Order struct {
 	FulfilledAt *time.Time `json:"fulfilledAt,omitempty"`
 	// Review says why the order needs a person, when Status is StatusNeedsReview.
 	Review string `json:"review,omitempty"`
+	// PaymentIntentID is the payment's PaymentIntent, once the session is
+	// paid: refunds and disputes find the order by it.
+	PaymentIntentID string `json:"paymentIntentId,omitempty"`
+	// AmountPaid is what Stripe charged (the session's amount_total), once
+	// paid; refunds are measured against it.
+	AmountPaid int64 `json:"amountPaid,omitempty"`
+	// AmountRefunded is what Stripe says was refunded and not failed or
+	// canceled, in minor units.
+	AmountRefunded int64 `json:"amountRefunded"`
+	// Refunds are the refunds seen one by one, by id.
+	Refunds []Refund `json:"refunds"`
+	// Dispute is the charge's dispute, if the shopper opened one.
+	Dispute *Dispute `json:"dispute,omitempty"`
+	// Payment is the payment's own state, which the state machine moves;
+	// Status shows it with the refunds and dispute on top.
+	Payment Status `json:"-"`
+	// ChargeRefunded and RefundsAsOf are the latest charge view of the
+	// refunds: its amount_refunded and its Stripe time (unix seconds). An
+	// older view never undoes it (see refundedAmount).
+	ChargeRefunded int64 `json:"-"`
+	RefundsAsOf    int64 `json:"-"`
 	// Version counts the order's updates; a store writes an update only over
 	// the version it was read at, so a lost update shows as an error.
 	Version int64 `json:"-"`
+}
+
+// Public returns o as the shop shows it to receivers and the admin: lists
+// that are empty are [] rather than null.
+func (o Order) Public() Order {
+	if o.Refunds == nil {
+		o.Refunds = []Refund{}
+	}
+	if o.Items == nil {
+		o.Items = []Item{}
+	}
+	return o
+}
+
+// Refund is one refund of an order's payment, as Stripe last described it.
+type Refund struct {
+	ID        string    `json:"id"` // re_...
+	Amount    int64     `json:"amount"`
+	Status    string    `json:"status"` // pending, succeeded, failed, canceled, requires_action
+	Reason    string    `json:"reason,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	// AsOf is the Stripe time (unix seconds) of that description;
+	// FailedAt the earliest at which it was seen failed or canceled (0:
+	// never), from when it no longer counts.
+	AsOf     int64 `json:"asOf"`
+	FailedAt int64 `json:"failedAt,omitempty"`
+}
+
+// counts reports whether a refund in this status takes money back: a failed
+// or canceled one returned it to the balance.
+func refundCounts(status string) bool { return status != "failed" && status != "canceled" }
+
+// Dispute is the dispute of an order's charge, as Stripe last described it.
+type Dispute struct {
+	ID            string     `json:"id"` // dp_...
+	Status        string     `json:"status"`
+	Reason        string     `json:"reason,omitempty"`
+	Amount        int64      `json:"amount"`
+	EvidenceDueBy *time.Time `json:"evidenceDueBy,omitempty"`
+	// AsOf is the Stripe time (unix seconds) of that description.
+	AsOf int64 `json:"asOf"`
+}
+
+// Open reports whether the dispute is still to be decided.
+func (d *Dispute) Open() bool {
+	switch d.Status {
+	case "warning_needs_response", "warning_under_review", "needs_response", "under_review":
+		return true
+	}
+	return false
+}
+
+// NeedsResponse reports whether the shop must answer before the deadline.
+func (d *Dispute) NeedsResponse() bool {
+	return d.Status == "needs_response" || d.Status == "warning_needs_response"
+}
+
+// PaymentState is the payment's own state, as stores keep it.
+func (o Order) PaymentState() Status { return o.lifecycle() }
+
+// lifecycle returns the payment's own state (orders made before the two
+// were told apart have only Status).
+func (o Order) lifecycle() Status {
+	if o.Payment != "" {
+		return o.Payment
+	}
+	return o.Status
+}
+
+// settle sets Status from the payment's state and, for a paid order, its
+// refunds and dispute: a dispute only ever shows on a paid order, so no
+// dispute makes an unpaid, expired or failed order look paid, and a won one
+// leaves the order as it was.
+func (o *Order) settle() {
+	o.Payment = o.lifecycle()
+	o.Status = o.Payment
+	if o.Payment != StatusPaid {
+		return
+	}
+	paid := o.AmountPaid
+	if paid <= 0 {
+		paid = o.AmountTotal
+	}
+	switch {
+	case o.Dispute != nil && o.Dispute.Open():
+		o.Status = StatusDisputed
+	case o.Dispute != nil && o.Dispute.Status == "lost":
+		o.Status = StatusDisputeLost
+	case o.AmountRefunded > 0 && o.AmountRefunded >= paid:
+		o.Status = StatusRefunded
+	case o.AmountRefunded > 0:
+		o.Status = StatusPartiallyRefunded
+	}
+}
+
+// Refundable is what may still be refunded of a paid order; 0 for one that
+// was never paid (or whose payment the shop cannot name).
+func (o Order) Refundable() int64 {
+	if o.lifecycle() != StatusPaid || o.PaymentIntentID == "" {
+		return 0
+	}
+	paid := o.AmountPaid
+	if paid <= 0 {
+		paid = o.AmountTotal
+	}
+	return max(0, paid-o.AmountRefunded)
 }
 
 // Validate checks what every store relies on before an order is written.
@@ -86,6 +235,8 @@ func (o Order) Validate() error {
 		return errors.New("empty order id")
 	case !o.Status.Valid():
 		return fmt.Errorf("order %s: invalid status %q", o.ID, o.Status)
+	case o.Payment != "" && !o.Payment.lifecycle():
+		return fmt.Errorf("order %s: invalid payment state %q", o.ID, o.Payment)
 	case o.AmountTotal < 0:
 		return fmt.Errorf("order %s: negative amount %d", o.ID, o.AmountTotal)
 	case o.Currency == "":
@@ -124,15 +275,44 @@ const (
 	EventAsyncPaymentSucceeded = "checkout.session.async_payment_succeeded"
 	EventAsyncPaymentFailed    = "checkout.session.async_payment_failed"
 	EventSessionExpired        = "checkout.session.expired"
+
+	EventChargeRefunded = "charge.refunded"       // the charge's amount_refunded is the truth
+	EventRefundUpdated  = "charge.refund.updated" // one refund, by id (a failed one gives the money back)
+
+	EventDisputeCreated         = "charge.dispute.created"
+	EventDisputeUpdated         = "charge.dispute.updated"
+	EventDisputeClosed          = "charge.dispute.closed"
+	EventDisputeFundsWithdrawn  = "charge.dispute.funds_withdrawn"
+	EventDisputeFundsReinstated = "charge.dispute.funds_reinstated"
 )
 
-// Handled reports whether the shop acts on events of this type.
+// Handled reports whether the shop acts on checkout.session events of this
+// type: the ones that move an order's payment.
 func Handled(eventType string) bool {
 	switch eventType {
 	case EventSessionCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventSessionExpired:
 		return true
 	}
 	return false
+}
+
+// Acts reports whether the shop acts on events of this type at all: the
+// session's, the refunds' and the disputes'.
+func Acts(eventType string) bool {
+	switch eventType {
+	case EventChargeRefunded, EventRefundUpdated, EventDisputeCreated, EventDisputeUpdated, EventDisputeClosed,
+		EventDisputeFundsWithdrawn, EventDisputeFundsReinstated:
+		return true
+	}
+	return Handled(eventType)
+}
+
+// ReconciledTypes are the event types reconciliation lists through the
+// Events API: every type the shop acts on.
+func ReconciledTypes() []string {
+	return []string{EventSessionCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventSessionExpired,
+		EventChargeRefunded, EventRefundUpdated, EventDisputeCreated, EventDisputeUpdated, EventDisputeClosed,
+		EventDisputeFundsWithdrawn, EventDisputeFundsReinstated}
 }
 
 // Session is what Stripe says about a Checkout Session: only the fields whose
@@ -147,6 +327,7 @@ type Session struct {
 	AmountTotal    *int64 // what the shopper pays; nil when Stripe did not say
 	Currency       string
 	Email          string
+	PaymentIntent  string // pi_..., once paid
 }
 
 // Event is a verified Stripe event about a Checkout Session.
@@ -157,5 +338,8 @@ type Event struct {
 	Created    time.Time
 	Livemode   bool // whether Stripe sent it from live mode
 	Session    Session
-	Payload    []byte // the raw body, kept for audit and replay
+	Charge     *Charge      // charge.refunded
+	Refund     *RefundInfo  // charge.refund.updated
+	Dispute    *DisputeInfo // charge.dispute.*
+	Payload    []byte       // the raw body, kept for audit and replay
 }

@@ -18,8 +18,26 @@ import (
 
 // Notification types, as receivers see them in "type".
 const (
-	NotifyOrderPaid = "order.paid"
+	NotifyOrderPaid              = "order.paid"
+	NotifyOrderRefunded          = "order.refunded"           // all of the payment went back
+	NotifyOrderPartiallyRefunded = "order.partially_refunded" // some of it did
+	NotifyDisputeOpened          = "order.dispute_opened"
+	NotifyDisputeClosed          = "order.dispute_closed"
 )
+
+// audience says who beside the order webhook hears of each type: the
+// shopper (email_customer), the owner (email_owner).
+func audience(typ string) (customer, owner bool) {
+	switch typ {
+	case NotifyOrderPaid:
+		return true, true
+	case NotifyOrderRefunded, NotifyOrderPartiallyRefunded:
+		return true, false
+	case NotifyDisputeOpened, NotifyDisputeClosed:
+		return false, true
+	}
+	return false, false
+}
 
 // Channel says where a notification goes.
 type Channel string
@@ -113,7 +131,7 @@ func (c Channels) notifications(typ string, o Order, now time.Time, discriminato
 			ID: notificationID(o.ID, typ, ch, discriminator), OrderID: o.ID, Type: typ, Channel: ch, Recipient: recipient,
 			Status: NotificationPending, CreatedAt: now, NextAttempt: &now, Deadline: now.Add(RetryFor),
 		}
-		body, err := json.Marshal(WebhookBody{ID: n.ID, Type: typ, Created: now.Unix(), Data: WebhookData{Order: o}})
+		body, err := json.Marshal(WebhookBody{ID: n.ID, Type: typ, Created: now.Unix(), Data: WebhookData{Order: o.Public()}})
 		if err != nil {
 			return fmt.Errorf("encode notification %s: %w", n.ID, err)
 		}
@@ -126,12 +144,13 @@ func (c Channels) notifications(typ string, o Order, now time.Time, discriminato
 			return nil, err
 		}
 	}
-	if c.EmailCustomer && o.Email != "" {
+	customer, owner := audience(typ)
+	if c.EmailCustomer && customer && o.Email != "" {
 		if err := add(ChannelEmailCustomer, o.Email); err != nil {
 			return nil, err
 		}
 	}
-	if c.OwnerEmail != "" {
+	if c.OwnerEmail != "" && owner {
 		if err := add(ChannelEmailOwner, c.OwnerEmail); err != nil {
 			return nil, err
 		}

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/shopcheckout/shop/internal/money"
 )
 
 // Service is the one door through which anything writes an order: placing
@@ -32,6 +36,7 @@ type Service struct {
 	onStoreError func(op string)
 	onAlarm      func(Alarm)
 	live         bool
+	sessionTTL   time.Duration
 	writeTimeout time.Duration
 
 	mu        sync.Mutex
@@ -58,6 +63,11 @@ func OnQueued(f func()) ServiceOption { return func(s *Service) { s.onQueued = f
 // OnAlarm has f told of every alarm raised, after its commit (for metrics).
 func OnAlarm(f func(Alarm)) ServiceOption { return func(s *Service) { s.onAlarm = f } }
 
+// WithSessionTTL says how long a Checkout Session stays open (default 30
+// minutes): a pending order is re-used for a repeated request only that
+// long after it was placed, while its session can still be paid.
+func WithSessionTTL(d time.Duration) ServiceOption { return func(s *Service) { s.sessionTTL = d } }
+
 // WithLiveMode says the shop runs with live keys: events from test mode are
 // then stored and never applied (and the reverse without it).
 func WithLiveMode(live bool) ServiceOption { return func(s *Service) { s.live = live } }
@@ -71,7 +81,7 @@ func NewService(store Store, log *slog.Logger, opts ...ServiceOption) *Service {
 	s := &Service{
 		store: store, log: log, now: time.Now,
 		onFulfilled: func(Order) {}, onQueued: func() {}, onStoreError: func(string) {}, onAlarm: func(Alarm) {},
-		writeTimeout: 30 * time.Second,
+		writeTimeout: 30 * time.Second, sessionTTL: 30 * time.Minute,
 	}
 	for _, o := range opts {
 		o(s)
@@ -195,11 +205,12 @@ type Placement struct {
 
 // PlaceOrder records a pending order for p, priced from its items, or finds
 // the pending order the same request placed before (reused reports which).
-// An order the same request placed that went on (paid, expired...) is not
-// reused: the request is a new purchase.
+// An order the same request placed that went on (paid, expired...), or
+// whose session can no longer be open, is not reused: the request is a new
+// purchase.
 func (s *Service) PlaceOrder(ctx context.Context, p Placement) (o Order, reused bool, err error) {
 	now := s.clock()
-	o = Order{ID: NewID(), Status: StatusPending, Items: p.Items, Currency: p.Currency, CreatedAt: now, UpdatedAt: now}
+	o = Order{ID: NewID(), Status: StatusPending, Payment: StatusPending, Items: p.Items, Currency: p.Currency, CreatedAt: now, UpdatedAt: now}
 	for _, it := range p.Items {
 		if it.Quantity > 0 && it.UnitAmount > (math.MaxInt64-o.AmountTotal)/it.Quantity {
 			return Order{}, false, ruleErr("order amount overflows")
@@ -222,7 +233,7 @@ func (s *Service) PlaceOrder(ctx context.Context, p Placement) (o Order, reused 
 		if err != nil {
 			return err
 		}
-		if existing.Status == StatusPending {
+		if existing.Status == StatusPending && now.Before(existing.CreatedAt.Add(s.sessionTTL)) {
 			o, reused = existing, true
 			return nil
 		}
@@ -278,17 +289,17 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) (ApplyResult, error
 	if ev.ID == "" {
 		return ApplyResult{}, ruleErr("event without id")
 	}
-	handled := Handled(ev.Type)
+	acts := Acts(ev.Type)
 	var res ApplyResult
 	err := s.write(ctx, "apply_event", func(ctx context.Context, tx Tx, fx *effects) error {
 		res = ApplyResult{}
-		o, found, err := findOrder(ctx, tx, ev.Session)
+		o, found, err := matchEvent(ctx, tx, ev)
 		if err != nil {
 			return err
 		}
 		rec := EventRecord{
 			ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, SessionID: ev.Session.ID,
-			Outcome: eventOutcome(handled, found), Created: ev.Created, Received: s.clock(), Payload: ev.Payload,
+			Outcome: eventOutcome(acts, found), Created: ev.Created, Received: s.clock(), Payload: ev.Payload,
 		}
 		if found {
 			rec.OrderID = o.ID
@@ -306,13 +317,24 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) (ApplyResult, error
 		}
 		res.Stored = rec.Outcome
 		if !found {
-			return nil
+			return s.unmatched(ctx, tx, ev, fx)
 		}
 		res.Matched, res.Previous, res.Order = true, o.Status, o
-		if !handled {
+		if !acts {
 			return nil
 		}
-		res.Order, err = s.observe(ctx, tx, o, ev.Type, ev.Session, fx, slog.String("event_id", ev.ID), slog.String("type", ev.Type))
+		attrs := []slog.Attr{slog.String("event_id", ev.ID), slog.String("type", ev.Type)}
+		asOf := ev.Created.Unix()
+		switch {
+		case Handled(ev.Type):
+			res.Order, err = s.observe(ctx, tx, o, ev.Type, ev.Session, fx, attrs...)
+		case ev.Charge != nil:
+			res.Order, err = s.afterSale(ctx, tx, o, fx, func(o *Order) bool { return observeCharge(o, *ev.Charge, asOf) }, attrs...)
+		case ev.Refund != nil:
+			res.Order, err = s.afterSale(ctx, tx, o, fx, func(o *Order) bool { return observeRefund(o, *ev.Refund, asOf) }, attrs...)
+		case ev.Dispute != nil:
+			res.Order, err = s.afterSale(ctx, tx, o, fx, func(o *Order) bool { return observeDispute(o, *ev.Dispute, asOf) }, attrs...)
+		}
 		return err
 	})
 	if err != nil {
@@ -321,17 +343,174 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) (ApplyResult, error
 	switch {
 	case res.Duplicate:
 		s.log.LogAttrs(ctx, slog.LevelInfo, "duplicate event ignored", slog.String("event_id", ev.ID), slog.String("type", ev.Type))
-	case !res.Matched && handled:
-		s.log.LogAttrs(ctx, slog.LevelWarn, "event for a session this shop did not create",
+	case !res.Matched && acts:
+		s.log.LogAttrs(ctx, slog.LevelWarn, "event about a payment this shop does not know",
 			slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("session_id", ev.Session.ID))
 	}
 	return res, nil
 }
 
-// eventOutcome is the outcome stored with a new event.
-func eventOutcome(handled, matched bool) string {
+// matchEvent finds the order an event is about: a session's by the
+// session (see findOrder); a refund's, charge's or dispute's by its
+// PaymentIntent, else by the order id the shop put in its metadata.
+func matchEvent(ctx context.Context, tx Tx, ev Event) (Order, bool, error) {
+	var pi, orderID string
 	switch {
-	case !handled:
+	case ev.Charge != nil:
+		pi, orderID = ev.Charge.PaymentIntent, ev.Charge.OrderID
+	case ev.Refund != nil:
+		pi, orderID = ev.Refund.PaymentIntent, ev.Refund.OrderID
+	case ev.Dispute != nil:
+		pi = ev.Dispute.PaymentIntent
+	default:
+		return findOrder(ctx, tx, ev.Session)
+	}
+	return findByPayment(ctx, tx, pi, orderID)
+}
+
+// findByPayment finds the order of a PaymentIntent, else the order orderID
+// names.
+func findByPayment(ctx context.Context, tx Tx, pi, orderID string) (Order, bool, error) {
+	if pi != "" {
+		o, err := tx.OrderByPaymentIntent(ctx, pi)
+		if err == nil {
+			return o, true, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return Order{}, false, err
+		}
+	}
+	if orderID == "" {
+		return Order{}, false, nil
+	}
+	o, err := tx.Order(ctx, orderID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Order{}, false, nil
+	case err != nil:
+		return Order{}, false, err
+	}
+	return o, true, nil
+}
+
+// unmatched raises the alarm an event that names no order deserves: a
+// paid session this shop did not create (a Payment Link, another
+// integration), or a dispute of a payment it cannot find. Nothing that
+// takes money is left silently unmatched.
+func (s *Service) unmatched(ctx context.Context, tx Tx, ev Event, fx *effects) error {
+	now := s.clock()
+	switch {
+	case Handled(ev.Type) && Outcome(ev.Type, ev.Session) == StatusPaid:
+		amount := "an unknown amount"
+		if ev.Session.AmountTotal != nil {
+			amount = money.Format(*ev.Session.AmountTotal, ev.Session.Currency)
+		}
+		return s.raise(ctx, tx, fx, newAlarm(AlarmUnattributedPayment, ev.Session.ID, "",
+			"A Checkout Session this shop did not create was paid ("+amount+"): a Payment Link, or another integration on the same Stripe account? "+
+				"Find it in the Stripe Dashboard and fulfil or refund it by hand.", now))
+	case ev.Dispute != nil:
+		return s.raise(ctx, tx, fx, newAlarm(AlarmDispute, ev.Dispute.ID, "",
+			"A dispute ("+money.Format(ev.Dispute.Amount, ev.Dispute.Currency)+", "+ev.Dispute.Reason+") is about a payment this shop cannot find. Answer it in the Stripe Dashboard"+
+				deadline(ev.Dispute.EvidenceDueBy)+".", now))
+	}
+	return nil
+}
+
+func deadline(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return " by " + t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// afterSale applies an observation of a paid order's refunds or dispute
+// (apply reports whether it changed the order), settles its status, queues
+// what the change tells the world and keeps the dispute's alarm, and saves
+// the order.
+func (s *Service) afterSale(ctx context.Context, tx Tx, o Order, fx *effects, apply func(*Order) bool, attrs ...slog.Attr) (Order, error) {
+	before := o
+	next := o
+	next.Refunds = slices.Clone(o.Refunds)
+	if !apply(&next) {
+		return o, nil
+	}
+	now := s.clock()
+	next.settle()
+	next.UpdatedAt = now
+	if err := s.announce(ctx, tx, before, next, now, fx); err != nil {
+		return Order{}, err
+	}
+	if err := tx.UpdateOrder(ctx, &next); err != nil {
+		return Order{}, err
+	}
+	if next.Status != before.Status {
+		fx.changes = append(fx.changes, statusChange{from: before.Status, order: next, attrs: attrs})
+	}
+	return next, nil
+}
+
+// announce queues the notifications and keeps the alarms of a change in an
+// order's refunds or dispute.
+func (s *Service) announce(ctx context.Context, tx Tx, before, after Order, now time.Time, fx *effects) error {
+	var queue []Notification
+	add := func(typ, discriminator string) error {
+		ns, err := s.channels.notifications(typ, after, now, discriminator)
+		queue = append(queue, ns...)
+		return err
+	}
+	if after.AmountRefunded > before.AmountRefunded && after.lifecycle() == StatusPaid {
+		typ := NotifyOrderPartiallyRefunded
+		if after.Status == StatusRefunded || (after.Status != StatusPartiallyRefunded && after.AmountRefunded >= paidAmount(after)) {
+			typ = NotifyOrderRefunded
+		}
+		if err := add(typ, strconv.FormatInt(after.AmountRefunded, 10)); err != nil {
+			return err
+		}
+	}
+	if d := after.Dispute; d != nil {
+		known := before.Dispute != nil && before.Dispute.ID == d.ID
+		switch {
+		case d.Open() && !known: // a new dispute, first seen open
+			if err := add(NotifyDisputeOpened, d.ID); err != nil {
+				return err
+			}
+		case !d.Open() && (!known || before.Dispute.Open()):
+			if err := add(NotifyDisputeClosed, d.ID); err != nil {
+				return err
+			}
+		}
+		alarm := newAlarm(AlarmDispute, d.ID, after.ID, "The shopper disputes "+money.Format(d.Amount, after.Currency)+
+			" ("+d.Reason+"). Submit evidence in the Stripe Dashboard"+deadline(d.EvidenceDueBy)+
+			", or accept the dispute; the order shows "+string(StatusDisputed)+" until it is decided.", now)
+		if d.NeedsResponse() {
+			if err := s.raise(ctx, tx, fx, alarm); err != nil {
+				return err
+			}
+		} else if err := tx.ResolveAlarm(ctx, alarm.ID, now); err != nil {
+			return err
+		}
+	}
+	if len(queue) > 0 {
+		if err := tx.InsertNotifications(ctx, queue); err != nil {
+			return err
+		}
+		fx.queued += len(queue)
+	}
+	return nil
+}
+
+// paidAmount is what the order's payment took.
+func paidAmount(o Order) int64 {
+	if o.AmountPaid > 0 {
+		return o.AmountPaid
+	}
+	return o.AmountTotal
+}
+
+// eventOutcome is the outcome stored with a new event.
+func eventOutcome(acts, matched bool) string {
+	switch {
+	case !acts:
 		return OutcomeIgnored
 	case !matched:
 		return OutcomeUnmatched
@@ -363,7 +542,7 @@ func (s *Service) SyncSession(ctx context.Context, sess Session) (Order, error) 
 
 // findOrder finds the order a Checkout Session belongs to: the one that
 // recorded the session, or else the one the session names (its
-// client_reference_id or metadata) if that order has no other session.
+// client_reference_id or metadata), even if that order recorded another.
 func findOrder(ctx context.Context, tx Tx, sess Session) (Order, bool, error) {
 	if sess.ID != "" {
 		o, err := tx.OrderBySession(ctx, sess.ID)
@@ -383,9 +562,8 @@ func findOrder(ctx context.Context, tx Tx, sess Session) (Order, bool, error) {
 		return Order{}, false, nil
 	case err != nil:
 		return Order{}, false, err
-	case o.SessionID != "" && o.SessionID != sess.ID:
-		return Order{}, false, nil // the order belongs to another session
 	}
+	// It may have recorded another session: see observe.
 	return o, true, nil
 }
 
@@ -395,9 +573,27 @@ func findOrder(ctx context.Context, tx Tx, sess Session) (Order, bool, error) {
 // and returns it.
 func (s *Service) observe(ctx context.Context, tx Tx, o Order, eventType string, sess Session, fx *effects, attrs ...slog.Attr) (Order, error) {
 	now := s.clock()
+	if o.SessionID != "" && sess.ID != "" && o.SessionID != sess.ID {
+		// A second session of the order, such as one created after the
+		// first's idempotency key was forgotten.
+		want := Outcome(eventType, sess)
+		switch {
+		case want != StatusPaid && want != StatusProcessing:
+			return o, nil // another session's expiry or failure: the order's own session decides
+		case o.lifecycle() == StatusPaid || o.lifecycle() == StatusNeedsReview && o.PaidAt != nil:
+			if want != StatusPaid {
+				return o, nil
+			}
+			return s.paidTwice(ctx, tx, o, sess, now, fx, attrs...)
+		}
+		o.SessionID = sess.ID // the session the shopper went on with
+	}
 	next, changed := Observe(o, eventType, sess, now)
 	if next.SessionID == "" && sess.ID != "" {
 		next.SessionID, next.UpdatedAt, changed = sess.ID, now, true
+	}
+	if next.SessionID != o.SessionID {
+		changed = true
 	}
 	fulfilled, err := s.fulfil(ctx, tx, &next, now, fx)
 	if err != nil {
@@ -415,6 +611,31 @@ func (s *Service) observe(ctx context.Context, tx Tx, o Order, eventType string,
 	return next, nil
 }
 
+// paidTwice records that a paid order was paid again by another session:
+// it needs a person (refund one of the payments), with an alarm.
+func (s *Service) paidTwice(ctx context.Context, tx Tx, o Order, sess Session, now time.Time, fx *effects, attrs ...slog.Attr) (Order, error) {
+	reason := "paid twice: session " + sess.ID + " paid for an order already paid through " + o.SessionID
+	next := o
+	next.Payment, next.Review, next.UpdatedAt = StatusNeedsReview, reason, now
+	next.settle()
+	if next.Payment == o.Payment && next.Review == o.Review {
+		return o, nil
+	}
+	amount := ""
+	if sess.AmountTotal != nil {
+		amount = " (" + money.Format(*sess.AmountTotal, sess.Currency) + ")"
+	}
+	if err := s.raise(ctx, tx, fx, newAlarm(AlarmPaidTwice, sess.ID, o.ID, "Order "+o.ID+" was paid twice: session "+sess.ID+amount+
+		" paid after "+o.SessionID+". The order was fulfilled once; refund one of the payments (its PaymentIntent "+sess.PaymentIntent+") in the Stripe Dashboard.", now)); err != nil {
+		return Order{}, err
+	}
+	if err := tx.UpdateOrder(ctx, &next); err != nil {
+		return Order{}, err
+	}
+	fx.changes = append(fx.changes, statusChange{from: o.Status, order: next, attrs: attrs})
+	return next, nil
+}
+
 // complete fulfils o inside tx if it is paid but its fulfilment is missing.
 func (s *Service) complete(ctx context.Context, tx Tx, o Order, fx *effects) error {
 	fulfilled, err := s.fulfil(ctx, tx, &o, s.clock(), fx)
@@ -428,7 +649,7 @@ func (s *Service) complete(ctx context.Context, tx Tx, o Order, fx *effects) err
 // caller saves it) and queues its notifications in tx. It reports whether
 // it did.
 func (s *Service) fulfil(ctx context.Context, tx Tx, o *Order, now time.Time, fx *effects) (bool, error) {
-	if o.Status != StatusPaid || o.FulfilledAt != nil {
+	if o.lifecycle() != StatusPaid || o.FulfilledAt != nil {
 		return false, nil
 	}
 	o.FulfilledAt, o.UpdatedAt = &now, now
@@ -559,6 +780,26 @@ func (s *Service) RecordDeliveries(ctx context.Context, ds []Delivery) ([]Notifi
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// RecordRefund records a refund of the order as Stripe answered its
+// creation (the admin's refund): by the same rule as the events, so the
+// webhook that follows changes nothing more.
+func (s *Service) RecordRefund(ctx context.Context, orderID string, r RefundInfo) (Order, error) {
+	var out Order
+	err := s.write(ctx, "record_refund", func(ctx context.Context, tx Tx, fx *effects) error {
+		o, err := tx.Order(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		out, err = s.afterSale(ctx, tx, o, fx, func(o *Order) bool { return observeRefund(o, r, r.Created.Unix()) },
+			slog.String("refund_id", r.ID))
+		return err
+	})
+	if err != nil {
+		return Order{}, fmt.Errorf("record refund %s of order %s: %w", r.ID, orderID, err)
 	}
 	return out, nil
 }

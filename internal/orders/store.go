@@ -59,11 +59,15 @@ type Tx interface {
 	// OrderBySession returns the order that recorded the session, or an
 	// error wrapping ErrNotFound.
 	OrderBySession(ctx context.Context, sessionID string) (Order, error)
+	// OrderByPaymentIntent returns the (oldest) order that recorded the
+	// PaymentIntent, or an error wrapping ErrNotFound.
+	OrderByPaymentIntent(ctx context.Context, id string) (Order, error)
 	// InsertOrder adds a validated order, or returns an error wrapping
 	// ErrDuplicate if its id is taken.
 	InsertOrder(ctx context.Context, o Order) error
-	// UpdateOrder writes the mutable fields of o (status, session, email,
-	// review, times) if the stored order is still at o.Version, and moves
+	// UpdateOrder writes the mutable fields of o (everything but its id,
+	// items, amount, currency and creation) if the stored order is still at
+	// o.Version, and moves
 	// o.Version on. Anything else is an error: the order changed under the
 	// caller.
 	UpdateOrder(ctx context.Context, o *Order) error
@@ -86,6 +90,9 @@ type Tx interface {
 	PutSetting(ctx context.Context, name string, value []byte) error
 	// InsertAlarm raises an alarm; an id already raised is left as it is.
 	InsertAlarm(ctx context.Context, a Alarm) error
+	// ResolveAlarm marks an open alarm resolved at at; an unknown or
+	// resolved one is left as it is.
+	ResolveAlarm(ctx context.Context, id string, at time.Time) error
 }
 
 // EventRecord is a Stripe event as the store keeps it, with what the shop

@@ -15,7 +15,8 @@ import (
 )
 
 const orderColumns = `id, status, items, amount_total, currency, session_id, email, review,
-	created_at, updated_at, paid_at, fulfilled_at, version`
+	created_at, updated_at, paid_at, fulfilled_at, version,
+	payment_state, payment_intent_id, amount_paid, amount_refunded, refunds, dispute, refunds_as_of, charge_refunded`
 
 const notificationColumns = `id, order_id, type, channel, recipient, status, attempts, last_error,
 	next_attempt_at, created_at, delivered_at, deadline, claimed_by, claimed_until, payload`
@@ -50,15 +51,50 @@ func (t tx) OrderBySession(ctx context.Context, sessionID string) (orders.Order,
 	return getOrder(ctx, t.t, "session_id = $1 FOR UPDATE", sessionID)
 }
 
-func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
-	items, err := json.Marshal(o.Items)
+func (t tx) OrderByPaymentIntent(ctx context.Context, id string) (orders.Order, error) {
+	return getOrder(ctx, t.t, "payment_intent_id = $1 ORDER BY created_at, id LIMIT 1 FOR UPDATE", id)
+}
+
+func (t tx) ResolveAlarm(ctx context.Context, id string, at time.Time) error {
+	_, err := t.t.Exec(ctx, `UPDATE alarms SET resolved_at = $1 WHERE id = $2 AND resolved_at IS NULL`, micros(at), id)
+	return err
+}
+
+// jsonColumns encodes the order's JSON columns.
+func jsonColumns(o orders.Order) (items, refunds string, dispute *string, err error) {
+	b, err := json.Marshal(o.Items)
 	if err != nil {
-		return fmt.Errorf("order %s: %w", o.ID, err)
+		return "", "", nil, fmt.Errorf("order %s: %w", o.ID, err)
+	}
+	r := o.Refunds
+	if r == nil {
+		r = []orders.Refund{}
+	}
+	rb, err := json.Marshal(r)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("order %s: %w", o.ID, err)
+	}
+	if o.Dispute != nil {
+		db, err := json.Marshal(o.Dispute)
+		if err != nil {
+			return "", "", nil, fmt.Errorf("order %s: %w", o.ID, err)
+		}
+		d := string(db)
+		dispute = &d
+	}
+	return string(b), string(rb), dispute, nil
+}
+
+func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
+	items, refunds, dispute, err := jsonColumns(o)
+	if err != nil {
+		return err
 	}
 	tag, err := t.t.Exec(ctx, `INSERT INTO orders (`+orderColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0) ON CONFLICT (id) DO NOTHING`,
-		o.ID, string(o.Status), string(items), o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
-		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt))
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (id) DO NOTHING`,
+		o.ID, string(o.Status), items, o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
+		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt),
+		string(o.PaymentState()), nullString(o.PaymentIntentID), o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded)
 	if err != nil {
 		return err
 	}
@@ -69,11 +105,17 @@ func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
 }
 
 func (t tx) UpdateOrder(ctx context.Context, o *orders.Order) error {
+	_, refunds, dispute, err := jsonColumns(*o)
+	if err != nil {
+		return err
+	}
 	tag, err := t.t.Exec(ctx, `UPDATE orders SET status = $1, session_id = $2, email = $3, review = $4,
-		updated_at = $5, paid_at = $6, fulfilled_at = $7, version = version + 1
-		WHERE id = $8 AND version = $9`,
+		updated_at = $5, paid_at = $6, fulfilled_at = $7, payment_state = $8, payment_intent_id = $9,
+		amount_paid = $10, amount_refunded = $11, refunds = $12, dispute = $13, refunds_as_of = $14, charge_refunded = $15, version = version + 1
+		WHERE id = $16 AND version = $17`,
 		string(o.Status), nullString(o.SessionID), o.Email, o.Review, micros(o.UpdatedAt),
-		nullTime(o.PaidAt), nullTime(o.FulfilledAt), o.ID, o.Version)
+		nullTime(o.PaidAt), nullTime(o.FulfilledAt), string(o.PaymentState()), nullString(o.PaymentIntentID),
+		o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.ID, o.Version)
 	if err != nil {
 		if isUniqueViolation(err) {
 			return fmt.Errorf("update order %s: session %s belongs to another order: %w", o.ID, o.SessionID, err)
@@ -231,7 +273,7 @@ func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.O
 // first.
 func (s *Store) Unfulfilled(ctx context.Context) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id FROM orders
-		WHERE status = 'paid' AND fulfilled_at IS NULL ORDER BY created_at, id`)
+		WHERE payment_state = 'paid' AND fulfilled_at IS NULL ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: unfulfilled: %w", err)
 	}
@@ -310,20 +352,36 @@ func getOrder(ctx context.Context, q querier, where string, args ...any) (orders
 func scanOrder(row pgx.Row) (orders.Order, error) {
 	var (
 		o               orders.Order
-		status          string
-		items           []byte
-		session         *string
+		status, payment string
+		items, refunds  []byte
+		dispute         []byte
+		session, pi     *string
 		paid, fulfilled *time.Time
 	)
 	err := row.Scan(&o.ID, &status, &items, &o.AmountTotal, &o.Currency, &session, &o.Email, &o.Review,
-		&o.CreatedAt, &o.UpdatedAt, &paid, &fulfilled, &o.Version)
+		&o.CreatedAt, &o.UpdatedAt, &paid, &fulfilled, &o.Version,
+		&payment, &pi, &o.AmountPaid, &o.AmountRefunded, &refunds, &dispute, &o.RefundsAsOf, &o.ChargeRefunded)
 	if err != nil {
 		return orders.Order{}, err
 	}
 	if err := json.Unmarshal(items, &o.Items); err != nil {
 		return orders.Order{}, fmt.Errorf("order %s: items: %w", o.ID, err)
 	}
-	o.Status = orders.Status(status)
+	if err := json.Unmarshal(refunds, &o.Refunds); err != nil {
+		return orders.Order{}, fmt.Errorf("order %s: refunds: %w", o.ID, err)
+	}
+	if len(o.Refunds) == 0 {
+		o.Refunds = nil
+	}
+	if dispute != nil {
+		if err := json.Unmarshal(dispute, &o.Dispute); err != nil {
+			return orders.Order{}, fmt.Errorf("order %s: dispute: %w", o.ID, err)
+		}
+	}
+	if pi != nil {
+		o.PaymentIntentID = *pi
+	}
+	o.Status, o.Payment = orders.Status(status), orders.Status(payment)
 	if session != nil {
 		o.SessionID = *session
 	}

@@ -14,7 +14,8 @@ import (
 )
 
 const orderColumns = `id, status, items, amount_total, currency, session_id, email, review,
-	created_at, updated_at, paid_at, fulfilled_at, version`
+	created_at, updated_at, paid_at, fulfilled_at, version,
+	payment_state, payment_intent_id, amount_paid, amount_refunded, refunds, dispute, refunds_as_of, charge_refunded`
 
 const notificationColumns = `id, order_id, type, channel, recipient, status, attempts, last_error,
 	next_attempt_at, created_at, delivered_at, deadline, claimed_by, claimed_until, payload`
@@ -22,11 +23,14 @@ const notificationColumns = `id, order_id, type, channel, recipient, status, att
 // The statements of the hot paths, prepared once by Open (see statements).
 const (
 	qInsertOrder = `INSERT INTO orders (` + orderColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING`
-	qOrderByID   = `SELECT ` + orderColumns + ` FROM orders WHERE id = ?`
-	qOrderBySess = `SELECT ` + orderColumns + ` FROM orders WHERE session_id = ?`
-	qUpdateOrder = `UPDATE orders SET status = ?, session_id = ?, email = ?, review = ?, updated_at = ?,
-		paid_at = ?, fulfilled_at = ?, version = version + 1
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	qOrderByPI    = `SELECT ` + orderColumns + ` FROM orders WHERE payment_intent_id = ? ORDER BY created_at, id LIMIT 1`
+	qResolveAlarm = `UPDATE alarms SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL`
+	qOrderByID    = `SELECT ` + orderColumns + ` FROM orders WHERE id = ?`
+	qOrderBySess  = `SELECT ` + orderColumns + ` FROM orders WHERE session_id = ?`
+	qUpdateOrder  = `UPDATE orders SET status = ?, session_id = ?, email = ?, review = ?, updated_at = ?,
+		paid_at = ?, fulfilled_at = ?, payment_state = ?, payment_intent_id = ?, amount_paid = ?,
+		amount_refunded = ?, refunds = ?, dispute = ?, refunds_as_of = ?, charge_refunded = ?, version = version + 1
 		WHERE id = ? AND version = ?`
 	qInsertEvent = `INSERT INTO events (id, type, api_version, session_id, order_id, outcome, created_at, received_at, payload)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
@@ -51,7 +55,7 @@ const (
 )
 
 var (
-	writeQueries = []string{qInsertOrder, qOrderByID, qOrderBySess, qUpdateOrder, qInsertEvent,
+	writeQueries = []string{qInsertOrder, qOrderByID, qOrderBySess, qOrderByPI, qUpdateOrder, qResolveAlarm, qInsertEvent,
 		qInsertNotification, qNotification, qUpdateNotification, qClaim, qSettingInsert, qSetting, qPutSetting, qLease, qInsertAlarm,
 		qSavepoint, qRelease, qRollbackTo}
 	readQueries = []string{qOrderByID, qOrderBySess}
@@ -85,14 +89,48 @@ func (t tx) OrderBySession(ctx context.Context, sessionID string) (orders.Order,
 	return getOrder(ctx, t.c, qOrderBySess, sessionID)
 }
 
-func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
-	items, err := json.Marshal(o.Items)
+func (t tx) OrderByPaymentIntent(ctx context.Context, id string) (orders.Order, error) {
+	return getOrder(ctx, t.c, qOrderByPI, id)
+}
+
+func (t tx) ResolveAlarm(ctx context.Context, id string, at time.Time) error {
+	_, err := t.c.ExecContext(ctx, qResolveAlarm, micros(at), id)
+	return err
+}
+
+// jsonColumns encodes the order's JSON columns.
+func jsonColumns(o orders.Order) (items, refunds string, dispute sql.NullString, err error) {
+	b, err := json.Marshal(o.Items)
 	if err != nil {
-		return fmt.Errorf("order %s: %w", o.ID, err)
+		return "", "", dispute, fmt.Errorf("order %s: %w", o.ID, err)
+	}
+	r := o.Refunds
+	if r == nil {
+		r = []orders.Refund{}
+	}
+	rb, err := json.Marshal(r)
+	if err != nil {
+		return "", "", dispute, fmt.Errorf("order %s: %w", o.ID, err)
+	}
+	if o.Dispute != nil {
+		db, err := json.Marshal(o.Dispute)
+		if err != nil {
+			return "", "", dispute, fmt.Errorf("order %s: %w", o.ID, err)
+		}
+		dispute = sql.NullString{String: string(db), Valid: true}
+	}
+	return string(b), string(rb), dispute, nil
+}
+
+func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
+	items, refunds, dispute, err := jsonColumns(o)
+	if err != nil {
+		return err
 	}
 	res, err := t.c.ExecContext(ctx, qInsertOrder,
-		o.ID, o.Status, string(items), o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
-		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt))
+		o.ID, o.Status, items, o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
+		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt),
+		o.PaymentState(), nullString(o.PaymentIntentID), o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded)
 	if err != nil {
 		return err
 	}
@@ -103,9 +141,14 @@ func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
 }
 
 func (t tx) UpdateOrder(ctx context.Context, o *orders.Order) error {
+	_, refunds, dispute, err := jsonColumns(*o)
+	if err != nil {
+		return err
+	}
 	res, err := t.c.ExecContext(ctx, qUpdateOrder,
 		o.Status, nullString(o.SessionID), o.Email, o.Review, micros(o.UpdatedAt),
-		nullTime(o.PaidAt), nullTime(o.FulfilledAt), o.ID, o.Version)
+		nullTime(o.PaidAt), nullTime(o.FulfilledAt), o.PaymentState(), nullString(o.PaymentIntentID), o.AmountPaid,
+		o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.ID, o.Version)
 	if err != nil {
 		return err
 	}
@@ -240,7 +283,7 @@ func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.O
 // first.
 func (s *Store) Unfulfilled(ctx context.Context) ([]string, error) {
 	ids, err := queryAll(ctx, s.r, `SELECT id FROM orders
-		WHERE status = 'paid' AND fulfilled_at IS NULL ORDER BY created_at, id`, nil,
+		WHERE payment_state = 'paid' AND fulfilled_at IS NULL ORDER BY created_at, id`, nil,
 		func(r scanner) (string, error) {
 			var id string
 			return id, r.Scan(&id)
@@ -339,20 +382,34 @@ type scanner interface{ Scan(...any) error }
 // scanOrder reads a row of orderColumns.
 func scanOrder(row scanner) (orders.Order, error) {
 	var (
-		o                orders.Order
-		items            string
-		session          sql.NullString
-		created, updated int64
-		paid, fulfilled  sql.NullInt64
+		o                 orders.Order
+		items, refunds    string
+		session, pi, disp sql.NullString
+		created, updated  int64
+		paid, fulfilled   sql.NullInt64
+		payment           string
 	)
 	err := row.Scan(&o.ID, &o.Status, &items, &o.AmountTotal, &o.Currency, &session, &o.Email, &o.Review,
-		&created, &updated, &paid, &fulfilled, &o.Version)
+		&created, &updated, &paid, &fulfilled, &o.Version,
+		&payment, &pi, &o.AmountPaid, &o.AmountRefunded, &refunds, &disp, &o.RefundsAsOf, &o.ChargeRefunded)
 	if err != nil {
 		return orders.Order{}, err
 	}
 	if err := json.Unmarshal([]byte(items), &o.Items); err != nil {
 		return orders.Order{}, fmt.Errorf("order %s: items: %w", o.ID, err)
 	}
+	if err := json.Unmarshal([]byte(refunds), &o.Refunds); err != nil {
+		return orders.Order{}, fmt.Errorf("order %s: refunds: %w", o.ID, err)
+	}
+	if len(o.Refunds) == 0 {
+		o.Refunds = nil
+	}
+	if disp.Valid {
+		if err := json.Unmarshal([]byte(disp.String), &o.Dispute); err != nil {
+			return orders.Order{}, fmt.Errorf("order %s: dispute: %w", o.ID, err)
+		}
+	}
+	o.Payment, o.PaymentIntentID = orders.Status(payment), pi.String
 	o.SessionID = session.String
 	o.CreatedAt, o.UpdatedAt = fromMicros(created), fromMicros(updated)
 	o.PaidAt, o.FulfilledAt = timePtr(paid), timePtr(fulfilled)

@@ -27,6 +27,7 @@ func NewOrder(id string) orders.Order {
 	return orders.Order{
 		ID:          id,
 		Status:      orders.StatusPending,
+		Payment:     orders.StatusPending,
 		Items:       []orders.Item{{ProductID: "tshirt", Name: "T-shirt", UnitAmount: 2000, Quantity: 2}},
 		AmountTotal: 4000,
 		Currency:    "usd",

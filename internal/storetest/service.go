@@ -419,10 +419,9 @@ func testUnmatched(t *testing.T, s orders.Store) {
 	}{
 		{"unknown session, no order id", func(s *orders.Session) { s.ID, s.OrderID = "cs_unknown", "" }},
 		{"unknown session and order", func(s *orders.Session) { s.ID, s.OrderID = "cs_unknown2", "ord_unknown" }},
-		{"order of another session", func(s *orders.Session) { s.ID = "cs_other" }},
 	}
 	for i, tt := range tests {
-		ev := CompletedEvent(fmt.Sprintf("evt_um%d", i), o, "paid", tt.mutate)
+		ev := CompletedEvent(fmt.Sprintf("evt_um%d", i), o, "unpaid", tt.mutate)
 		if diff := cmp.Diff(orders.ApplyResult{Stored: orders.OutcomeUnmatched}, mustHandle(t, svc, ev)); diff != "" {
 			t.Errorf("%s: ApplyResult mismatch (-want +got):\n%s", tt.name, diff)
 		}
@@ -550,7 +549,7 @@ func testFulfilmentIsOneWrite(t *testing.T, s orders.Store) {
 		if body.ID != n.ID || body.Type != n.Type || body.Created != clock.Want().Unix() {
 			t.Errorf("payload names %q %q created %d, want %q %q %d", body.ID, body.Type, body.Created, n.ID, n.Type, clock.Want().Unix())
 		}
-		if diff := cmp.Diff(res.Order, body.Data.Order, cmpopts.IgnoreFields(orders.Order{}, "Version")); diff != "" {
+		if diff := cmp.Diff(res.Order, body.Data.Order, cmpopts.IgnoreFields(orders.Order{}, "Version", "Payment", "RefundsAsOf"), cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("payload order differs from the recorded one (-recorded +payload):\n%s", diff)
 		}
 	}
@@ -611,7 +610,7 @@ func testRedeliveryCompletesFulfilment(t *testing.T, s orders.Store) {
 	paidAt := at(time.Minute)
 	for i, path := range []string{"redelivery", "success page", "sweep"} {
 		o := NewOrder(fmt.Sprintf("ord_left%d", i))
-		o.Status, o.PaidAt, o.Email = orders.StatusPaid, &paidAt, Email
+		o.Status, o.Payment, o.PaidAt, o.Email = orders.StatusPaid, orders.StatusPaid, &paidAt, Email
 		Seed(t, s, o)
 		ev := CompletedEvent("evt_left_"+o.ID, o, "paid")
 		write(t, s, func(ctx context.Context, tx orders.Tx) error {

@@ -65,6 +65,14 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 		{"Requeue", testRequeue},
 		{"Secret", testSecret},
 		{"SignedEvents", testSignedEvents},
+		{"Refunds", testRefunds},
+		{"RefundArrivalOrder", testRefundArrivalOrder},
+		{"RecordRefund", testRecordRefund},
+		{"Disputes", testDisputes},
+		{"SecondSession", testSecondSession},
+		{"Unattributed", testUnattributed},
+		{"AdaptivePricing", testAdaptivePricing},
+		{"PlaceOrderReuseWindow", testPlaceOrderReuseWindow},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -281,7 +289,7 @@ func testListOrders(t *testing.T, s orders.Store) {
 	statuses := []orders.Status{orders.StatusPending, orders.StatusPaid, orders.StatusPending, orders.StatusPaid, orders.StatusFailed}
 	for i, st := range statuses {
 		o := NewOrder(fmt.Sprintf("ord_list%d", i))
-		o.Status, o.CreatedAt = st, at(time.Duration(i)*time.Minute)
+		o.Status, o.Payment, o.CreatedAt = st, st, at(time.Duration(i)*time.Minute)
 		Seed(t, s, o)
 	}
 	tie := NewOrder("ord_list9") // same time as ord_list4: the greater id comes first
@@ -341,7 +349,7 @@ func testUnfulfilled(t *testing.T, s orders.Store) {
 	var list []orders.Order
 	for i, st := range []orders.Status{orders.StatusPaid, orders.StatusPaid, orders.StatusPending, orders.StatusPaid, orders.StatusPaid} {
 		o := NewOrder(fmt.Sprintf("ord_unf%d", i))
-		o.Status, o.CreatedAt = st, at(-time.Duration(i)*time.Minute) // later ids are older
+		o.Status, o.Payment, o.CreatedAt = st, st, at(-time.Duration(i)*time.Minute) // later ids are older
 		if i == 1 {
 			o.FulfilledAt = &fulfilled
 		}

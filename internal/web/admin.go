@@ -71,7 +71,7 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 			if ns == nil {
 				ns = []orders.Notification{}
 			}
-			body.Orders = append(body.Orders, adminOrder{Order: o, Notifications: ns})
+			body.Orders = append(body.Orders, adminOrder{Order: o.Public(), Notifications: ns})
 		}
 		s.writeJSON(w, r, http.StatusOK, body)
 		return

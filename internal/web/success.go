@@ -194,5 +194,5 @@ func readSession(cs *stripe.CheckoutSession) (orders.Session, error) {
 	if cs.LastResponse == nil || len(cs.LastResponse.RawJSON) == 0 {
 		return orders.Session{}, errors.New("retrieved session has no raw response")
 	}
-	return orders.ParseSession(cs.LastResponse.RawJSON)
+	return orders.ParseSession(cs.LastResponse.RawJSON, orders.PinnedAPIVersion)
 }
