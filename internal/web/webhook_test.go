@@ -340,7 +340,7 @@ func TestWebhookUnhandledAndUnknown(t *testing.T) {
 	if status, _ := ts.deliver(t, stranger.json(t)); status != 200 {
 		t.Errorf("foreign session: got %d, want 200", status)
 	}
-	if !strings.Contains(ts.logs.String(), "did not create") {
+	if !strings.Contains(ts.logs.String(), "event about a payment this shop does not know") {
 		t.Error("foreign session not logged")
 	}
 	if o := ts.order(t, oid); o.Status != orders.StatusPending {
