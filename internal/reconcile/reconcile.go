@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -66,11 +67,12 @@ type Report struct {
 	Cursor     string
 }
 
-// typeFilter is the event types reconciliation asks for.
-const typeFilter = "checkout.session.*"
-
-// cursorSetting names the cursor of this filter among the shop's settings.
-const cursorSetting = "reconcile-cursor:" + typeFilter
+// cursorSetting names the cursor among the shop's settings. A cursor
+// belongs to one list of types: the name changes with the list, so a shop
+// that reconciles more types starts the new walk from the window's oldest.
+func cursorSetting() string {
+	return "reconcile-cursor:" + strings.Join(orders.ReconciledTypes(), ",")
+}
 
 // Run handles the events after the stored cursor (or, without one, those
 // created since opts.Since), oldest first, and moves the cursor along.
@@ -79,7 +81,7 @@ func Run(ctx context.Context, events Events, shop Shop, opts Options, log *slog.
 		opts.MaxEvents = DefaultMaxEvents
 	}
 	var rep Report
-	cursor, err := shop.Setting(ctx, cursorSetting)
+	cursor, err := shop.Setting(ctx, cursorSetting())
 	if err != nil {
 		return rep, fmt.Errorf("read the cursor: %w", err)
 	}
@@ -95,7 +97,7 @@ func Run(ctx context.Context, events Events, shop Shop, opts Options, log *slog.
 			// Stripe no longer has the cursor's event (it is older than
 			// thirty days): start again from the window's oldest.
 			log.WarnContext(ctx, "reconcile: the cursor's event is gone; starting from the oldest event of the window", "cursor", cursor)
-			if err := shop.PutSetting(ctx, cursorSetting, ""); err != nil {
+			if err := shop.PutSetting(ctx, cursorSetting(), ""); err != nil {
 				return rep, err
 			}
 			return Run(ctx, events, shop, opts, log)
@@ -153,7 +155,7 @@ func oldestPage(ctx context.Context, events Events, shop Shop, opts Options, rep
 // lists newest first; stripe-go turns a page fetched with ending_before
 // around already.
 func listPage(ctx context.Context, events Events, set func(*stripe.EventListParams)) ([]*stripe.Event, bool, error) {
-	p := &stripe.EventListParams{Type: stripe.String(typeFilter)}
+	p := &stripe.EventListParams{Types: stripe.StringSlice(orders.ReconciledTypes())}
 	p.Context = ctx
 	p.Limit = stripe.Int64(pageSize)
 	p.Single = true
@@ -187,7 +189,7 @@ func handlePage(ctx context.Context, shop Shop, page []*stripe.Event, max int, r
 		_, res, err := shop.HandleSigned(ctx, b)
 		if err != nil {
 			if cursor != "" {
-				err = errors.Join(err, shop.PutSetting(ctx, cursorSetting, cursor))
+				err = errors.Join(err, shop.PutSetting(ctx, cursorSetting(), cursor))
 			}
 			return "", err
 		}
@@ -199,7 +201,7 @@ func handlePage(ctx context.Context, shop Shop, page []*stripe.Event, max int, r
 		}
 		cursor = ev.ID
 	}
-	if err := shop.PutSetting(ctx, cursorSetting, cursor); err != nil {
+	if err := shop.PutSetting(ctx, cursorSetting(), cursor); err != nil {
 		return "", fmt.Errorf("store the cursor: %w", err)
 	}
 	return cursor, nil

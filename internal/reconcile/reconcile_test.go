@@ -3,7 +3,6 @@ package reconcile_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/shopcheckout/shop/internal/reconcile"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"github.com/shopcheckout/shop/internal/app"
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
+	"github.com/shopcheckout/shop/internal/reconcile"
 	"github.com/shopcheckout/shop/internal/stripesim"
 	"github.com/shopcheckout/shop/internal/testenv"
 )
@@ -328,7 +328,7 @@ func TestReconcileCursorGone(t *testing.T) {
 	ctx := context.Background()
 	id := st.buy(t)
 	st.pay(t, id, "pay")
-	if err := st.shop.Orders.PutSetting(ctx, "reconcile-cursor:checkout.session.*", "evt_expired_long_ago"); err != nil {
+	if err := st.shop.Orders.PutSetting(ctx, "reconcile-cursor:"+strings.Join(orders.ReconciledTypes(), ","), "evt_expired_long_ago"); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := st.shop.Reconcile(ctx, time.Hour)

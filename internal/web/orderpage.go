@@ -63,6 +63,14 @@ func orderHeading(st orders.Status) (heading, status string) {
 		return "Checkout expired", "This checkout expired before payment. Nothing was charged."
 	case orders.StatusNeedsReview:
 		return "We are checking your order", "Your order needs a quick manual check; we will be in touch."
+	case orders.StatusPartiallyRefunded:
+		return "Order confirmed", "Paid; part of the payment was refunded."
+	case orders.StatusRefunded:
+		return "Order refunded", "Your payment was refunded."
+	case orders.StatusDisputed:
+		return "Payment under dispute", "The payment is disputed with your bank; we will hear its decision."
+	case orders.StatusDisputeLost:
+		return "Payment reversed", "The payment was reversed after a dispute."
 	}
 	return "Waiting for payment", "We have not received a payment for this order yet."
 }

@@ -245,8 +245,9 @@ func TestDroppedConnections(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for _, oid := range ids {
 		for {
+			// The log line follows the commit: wait for both.
 			o := ts.order(t, oid)
-			if o.Status == orders.StatusPaid && o.FulfilledAt != nil {
+			if o.Status == orders.StatusPaid && o.FulfilledAt != nil && ts.fulfilments(oid) > 0 {
 				break
 			}
 			if time.Now().After(deadline) {

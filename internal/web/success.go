@@ -47,19 +47,21 @@ func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	order, err := s.orders.OrderBySession(r.Context(), id)
-	if errors.Is(err, orders.ErrNotFound) {
-		s.fail(w, r, http.StatusNotFound, "We have no order for this confirmation link.", nil)
-		return
-	}
-	if err != nil {
+	known := err == nil
+	if err != nil && !errors.Is(err, orders.ErrNotFound) {
 		s.fail(w, r, http.StatusServiceUnavailable, "We could not look up your order just now. If you paid, it is safe: please reload in a minute.", err)
 		return
 	}
-
 	// A read of the session can change nothing once the order is settled,
-	// and reloads of a pending one need not each reach Stripe.
-	if settled(order.Status) || !s.sessionReads.take(order.ID) {
+	// and reloads of a pending one need not each reach Stripe. A session
+	// the shop has not recorded may still name one of its orders (a second
+	// session of it): Stripe says, at most once a second per session.
+	switch {
+	case known && (settled(order.Status) || !s.sessionReads.take(order.ID)):
 		s.render(w, r, http.StatusOK, "success", s.successView(order, nil, ""))
+		return
+	case !known && !s.sessionReads.take(id):
+		s.fail(w, r, http.StatusNotFound, "We have no order for this confirmation link.", nil)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StripeTimeout)
@@ -68,6 +70,15 @@ func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
 	params.Context = ctx
 	sess, err := s.sessions.Get(id, params)
 	if err != nil {
+		var se *stripe.Error
+		if !known && errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound {
+			s.fail(w, r, http.StatusNotFound, "We have no order for this confirmation link.", nil)
+			return
+		}
+		if !known {
+			s.fail(w, r, http.StatusServiceUnavailable, "We could not look up your order just now. If you paid, it is safe: please reload in a minute.", stripeErr("retrieve checkout session", err))
+			return
+		}
 		// Stripe is unreachable or slow: the webhook will still settle the
 		// order, so tell the shopper what we know instead of failing.
 		s.log.WarnContext(r.Context(), "success page: session not retrieved; showing confirmation pending", "order_id", order.ID, "error", stripeErr("retrieve checkout session", err))
@@ -78,7 +89,14 @@ func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		order, err = s.orders.SyncSession(r.Context(), read)
 	}
-	if err != nil {
+	switch {
+	case !known && errors.Is(err, orders.ErrNotFound):
+		s.fail(w, r, http.StatusNotFound, "We have no order for this confirmation link.", nil)
+		return
+	case err != nil && !known:
+		s.fail(w, r, http.StatusServiceUnavailable, "We could not look up your order just now. If you paid, it is safe: please reload in a minute.", err)
+		return
+	case err != nil:
 		s.log.ErrorContext(r.Context(), "success page: apply the session read", "order_id", order.ID, "error", err)
 		s.render(w, r, http.StatusOK, "success", s.successView(order, nil, "confirming"))
 		return
@@ -108,6 +126,8 @@ func (s *Server) successView(o orders.Order, sess *orders.Session, state string)
 		v.Heading, v.Message = "Checkout expired", "This checkout expired before payment. Nothing was charged."
 	case "review":
 		v.Heading, v.Message = "We are checking your order", "Your order needs a quick manual check. We will be in touch by email."
+	case "refunded":
+		v.Heading, v.Message = "Order refunded", "Your payment for this order was refunded."
 	}
 
 	// The items are the order's, priced from the catalogue; the total is
@@ -133,10 +153,10 @@ func (s *Server) successView(o orders.Order, sess *orders.Session, state string)
 // this status.
 func settled(st orders.Status) bool {
 	switch st {
-	case orders.StatusPaid, orders.StatusNeedsReview, orders.StatusFailed, orders.StatusExpired:
-		return true
+	case orders.StatusPending, orders.StatusProcessing:
+		return false
 	}
-	return false
+	return true
 }
 
 // readThrottle lets each order's success page read its session from Stripe
@@ -184,6 +204,10 @@ func stateOf(st orders.Status) string {
 		return "expired"
 	case orders.StatusNeedsReview:
 		return "review"
+	case orders.StatusPartiallyRefunded, orders.StatusDisputed, orders.StatusDisputeLost:
+		return "paid"
+	case orders.StatusRefunded:
+		return "refunded"
 	}
 	return "pending"
 }

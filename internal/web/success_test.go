@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stripe/stripe-go/v76"
+
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
 )
@@ -126,10 +128,45 @@ func TestSuccessPageRejects(t *testing.T) {
 			if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 				t.Errorf("want an HTML page, got %q", res.Header.Get("Content-Type"))
 			}
-			if _, gets := ts.fake.calls(); gets != 0 {
-				t.Errorf("Stripe retrievals: got %d, want 0", gets)
+			// A malformed id never reaches Stripe; an unknown one is asked
+			// about once (it may be a second session of an order).
+			want := 0
+			if tt.wantStatus == 404 {
+				want = 1
+			}
+			if _, gets := ts.fake.calls(); gets != want {
+				t.Errorf("Stripe retrievals: got %d, want %d", gets, want)
+			}
+			for range 5 {
+				ts.do(t, "GET", "/success"+tt.query, nil)
+			}
+			if _, gets := ts.fake.calls(); gets != want {
+				t.Errorf("after reloads, Stripe retrievals: got %d, want still %d", gets, want)
 			}
 		})
+	}
+}
+
+// TestSuccessPageSecondSession: a session the shop never recorded that
+// names one of its orders (a second session of it) gets its success page,
+// not a 404, and the order records the payment.
+func TestSuccessPageSecondSession(t *testing.T) {
+	ts := newTestServer(t)
+	_, oid := ts.checkout(t, "tshirt", "2")
+	// Another session for the same order, made outside the shop's checkout
+	// (as after Stripe forgot an idempotency key): it names the order.
+	second := &stripe.CheckoutSession{ID: "cs_test_second", Status: stripe.CheckoutSessionStatusComplete,
+		PaymentStatus: stripe.CheckoutSessionPaymentStatusPaid, ClientReferenceID: oid, Currency: "usd",
+		AmountSubtotal: 4000, AmountTotal: 4000, CustomerDetails: &stripe.CheckoutSessionCustomerDetails{Email: "b@example.com"}}
+	ts.fake.mu.Lock()
+	ts.fake.sessions[second.ID] = second
+	ts.fake.mu.Unlock()
+	res := ts.do(t, "GET", "/success?session_id=cs_test_second", nil)
+	if body := readBody(t, res); res.StatusCode != 200 || !strings.Contains(body, "Payment received") {
+		t.Fatalf("got %d, want the paid success page:\n%s", res.StatusCode, body)
+	}
+	if o := ts.order(t, oid); o.Status != orders.StatusPaid || o.SessionID != "cs_test_second" {
+		t.Errorf("order: %s, session %q; want paid by cs_test_second", o.Status, o.SessionID)
 	}
 }
 
