@@ -212,13 +212,15 @@ type banner struct {
 }
 
 func printBanner(w io.Writer, b banner) {
-	var email, behind string
+	var email, behind, seeEmail string
 	if b.mail != nil {
 		email = b.mail.webURL() + "  (mailpit: confirmation emails land here)"
 		behind = fmt.Sprintf("mailpit SMTP %s (%s), orders in %s", b.mail.smtpAddr, b.mail.origin(), b.db)
+		seeEmail = "the shopper's refund email lands in mailpit, " + b.mail.webURL()
 	} else {
 		email = "off: " + oneLine(b.mailErr) + "\n               The shop runs without email; orders are still fulfilled."
 		behind = "orders in " + b.db
+		seeEmail = "the order page shows the refund (no email: mailpit is off)"
 	}
 	fmt.Fprintf(w, `
 Demo shop running: demo mode, no real payments, no Stripe account needed.
@@ -231,12 +233,20 @@ Demo shop running: demo mode, no real payments, no Stripe account needed.
                4000 0000 0000 0002  is declined
                "Pay by bank debit" on the payment page is a delayed payment
 
+  Try it       1. buy something in the shop and pay with 4242 4242 4242 4242
+               2. open the order in the admin and refund part of it
+               3. %[8]s
+  Disputes     curl -X POST %[3]s/sim/sessions/SESSION_ID/dispute
+                 (SESSION_ID: the order's Checkout Session, shown in the admin)
+               curl -X POST '%[3]s/sim/disputes/DISPUTE_ID/close?outcome=won'
+                 (or outcome=lost; DISPUTE_ID is in the answer to the first)
+
   Behind it    Checkout simulator %[3]s, stripe-mock %[4]s (%[5]s),
                %[6]s
 
 Ctrl-C stops everything.
 
-`, b.shopURL, b.password, b.simURL, b.mock.url, b.mock.origin(), behind, email)
+`, b.shopURL, b.password, b.simURL, b.mock.url, b.mock.origin(), behind, email, seeEmail)
 }
 
 // oneLine is the first line of err's message: a process's output after it

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,31 +33,40 @@ func requireBinary(t testing.TB, name, install string) string {
 	return bin
 }
 
+// demoRun is a run of the demo: finished closes when run returns, after
+// err is set, so any number of waiters see the end.
+type demoRun struct {
+	finished chan struct{}
+	err      error
+}
+
 // startDemo runs the demo with args until the test ends, and returns its
-// output and the channel run's error arrives on.
+// output and a stop function returning run's error.
 func startDemo(t testing.TB, args ...string) (stdout, stderr *testenv.SyncBuffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr = &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
 	args = append([]string{"-port", "0", "-sim-port", "0", "-mock-port", "0", "-stripe-mock", requireBinary(t, "stripe-mock", stripeMockInstall),
 		"-db", filepath.Join(t.TempDir(), "demo.db")}, args...)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, func(string) string { return "" }, stdout, stderr) }()
+	dr := &demoRun{finished: make(chan struct{})}
+	go func() {
+		defer close(dr.finished)
+		dr.err = run(ctx, args, func(string) string { return "" }, stdout, stderr)
+	}()
 	var once sync.Once
-	var err error
 	stop = func() error {
 		once.Do(func() {
 			cancel()
 			select {
-			case err = <-done:
+			case <-dr.finished:
 			case <-time.After(30 * time.Second):
 				t.Fatal("run did not return within 30s of cancel")
 			}
 		})
-		return err
+		return dr.err
 	}
 	t.Cleanup(func() { _ = stop() })
-	waitFor(t, stdout, "Ctrl-C stops everything", done)
+	waitFor(t, stdout, "Ctrl-C stops everything", dr)
 	return stdout, stderr, stop
 }
 
@@ -79,9 +89,11 @@ func TestRunServesTheDemoAndStops(t *testing.T) {
 			t.Errorf("banner shows %s, want the real port", u)
 		}
 	}
-	for _, card := range []string{"4242 4242 4242 4242", "4000 0000 0000 0002"} {
-		if !strings.Contains(banner, card) {
-			t.Errorf("banner: got %q, want the test card %s", banner, card)
+	for _, want := range []string{"4242 4242 4242 4242", "4000 0000 0000 0002",
+		"2. open the order in the admin and refund part of it", "3. the shopper's refund email lands in mailpit, " + mailURL,
+		"curl -X POST " + simURL + "/sim/sessions/SESSION_ID/dispute", "curl -X POST '" + simURL + "/sim/disputes/DISPUTE_ID/close?outcome=won'"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner: got %q, want %q", banner, want)
 		}
 	}
 
@@ -126,6 +138,22 @@ func TestRunServesTheDemoAndStops(t *testing.T) {
 		t.Errorf("order page %s: got %q, want it to show %s", orderPage, page, orderID)
 	}
 
+	// As the banner says: refund part of the order from the admin, and the
+	// shopper's refund email arrives in mailpit.
+	refundPart(t, shopURL, password, orderID, 1500)
+	var refundMail []testenv.MailMessage
+	for _, m := range box.Wait(t, "to:newcomer@example.com", 2, 15*time.Second) {
+		if m.Subject == "Part of your order "+orderID+" was refunded" {
+			refundMail = append(refundMail, m)
+		}
+	}
+	if len(refundMail) != 1 {
+		t.Fatalf("mailpit: got %+v, want one refund email for %s", box.Search(t, "to:newcomer@example.com"), orderID)
+	}
+	if text := box.Message(t, refundMail[0].ID).Text; !strings.Contains(text, "$15.00") {
+		t.Errorf("refund email: got %q, want it to name $15.00", text)
+	}
+
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, stderr)
 	}
@@ -148,7 +176,8 @@ func TestRunWithoutMailpit(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "mailpit")
 	stdout, stderr, stop := startDemo(t, "-mailpit", missing, "-mail-port", "0", "-mail-web-port", "0")
 	banner := stdout.String()
-	for _, want := range []string{"Email        off: start mailpit", mailpitInstall, "The shop runs without email"} {
+	for _, want := range []string{"Email        off: start mailpit", mailpitInstall, "The shop runs without email",
+		"3. the order page shows the refund (no email: mailpit is off)"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner: got %q, want %q", banner, want)
 		}
@@ -185,6 +214,29 @@ func TestRunReusesMailpit(t *testing.T) {
 	testenv.Mailpit(t) // still answers
 }
 
+// refundPart refunds amount of an order through the admin's JSON door,
+// which calls the simulator's POST /v1/refunds.
+func refundPart(t testing.TB, shopURL, password, orderID string, amount int64) {
+	t.Helper()
+	body := strings.NewReader(`{"amount":` + strconv.FormatInt(amount, 10) + `,"reason":"requested_by_customer"}`)
+	req, err := http.NewRequest(http.MethodPost, shopURL+"/admin/orders/"+orderID+"/refund", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("admin", password)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "demo-test-refund-"+orderID)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("refund: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("refund %s: got %s, want 200\n%s", orderID, resp.Status, b)
+	}
+}
+
 // loopbackURL is u with localhost spelled 127.0.0.1, where the demo listens.
 func loopbackURL(u string) string { return strings.Replace(u, "//localhost:", "//127.0.0.1:", 1) }
 
@@ -198,17 +250,21 @@ func TestRunRejectsBadFlags(t *testing.T) {
 }
 
 // waitFor waits until out contains want, and returns out. It fails the test
-// if run ends first or 30s pass.
-func waitFor(t testing.TB, out *testenv.SyncBuffer, want string, done <-chan error) string {
+// if the run (when given) ends first or 30s pass.
+func waitFor(t testing.TB, out *testenv.SyncBuffer, want string, dr *demoRun) string {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
+	var finished <-chan struct{} // nil: never
+	if dr != nil {
+		finished = dr.finished
+	}
 	for {
 		if s := out.String(); strings.Contains(s, want) {
 			return s
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("run returned %v before printing %q; output:\n%s", err, want, out)
+		case <-finished:
+			t.Fatalf("run returned %v before printing %q; output:\n%s", dr.err, want, out)
 		case <-deadline:
 			t.Fatalf("output has no %q after 30s:\n%s", want, out)
 		case <-time.After(20 * time.Millisecond):

@@ -10,8 +10,10 @@
 //		[-mock http://localhost:12111] [-public-url http://localhost:12113] \
 //		[-webhook-url http://localhost:8000/webhook] [-webhook-secret whsec_...] [-retry-for 2m]
 //
-// Besides the Stripe API under /v1/, it serves the hosted page under /pay/
-// and control endpoints under /sim/ (see package stripesim).
+// Besides the Stripe API under /v1/ (Checkout Sessions, Refunds and Events
+// from its own state, everything else from stripe-mock), it serves the
+// hosted page under /pay/ and control endpoints under /sim/, among them
+// opening and closing disputes and failing refunds (see package stripesim).
 package main
 
 import (

@@ -139,6 +139,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Links:     links,
 		FormKey:   formKey,
 		Sessions:  sc.CheckoutSessions,
+		Refunds:   sc.Refunds,
 		Logger:    log,
 		Templates: templates.FS,
 		Static:    static.FS,

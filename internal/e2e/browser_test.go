@@ -335,3 +335,29 @@ func (b *browser) wantPage(t testing.TB, prefix string) string {
 func (p problem) about(host string) bool {
 	return strings.Contains(p.url, host) || strings.Contains(p.text, host)
 }
+
+// attr returns an attribute of the first element matching sel.
+func (b *browser) attr(t testing.TB, sel, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	res, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
+	if err != nil || !res.Exists {
+		t.Fatalf("attribute %s of %s: %v (present %v)", name, sel, err, res.Exists)
+	}
+	return res.Value
+}
+
+// setHeaders sends these headers with every request of the tab from now on
+// (an empty map stops them).
+func (b *browser) setHeaders(t testing.TB, h map[string]any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatalf("network: %v", err)
+	}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers(h)}); err != nil {
+		t.Fatalf("set headers: %v", err)
+	}
+}

@@ -32,6 +32,7 @@ type stack struct {
 	shopURL   string
 	simURL    string
 	fulfilled *receiver
+	mailbox   testenv.Mailbox
 }
 
 // newStack starts a fresh shop (SQLite in a temporary directory, demo mode,
@@ -39,6 +40,21 @@ type stack struct {
 // shop's secret. Both stop when the test ends; their logs are shown if it
 // failed.
 func newStack(t testing.TB) *stack {
+	t.Helper()
+	return newStackWith(t, stackOptions{})
+}
+
+// stackOptions turn on parts of the shop a test needs.
+type stackOptions struct {
+	// mail sends the shop's emails to the test mailpit, to shopper
+	// addresses unique to the test.
+	mail bool
+}
+
+// adminPassword is the stack's admin password (user admin).
+const adminPassword = "e2e-admin-password-0123456789"
+
+func newStackWith(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	mockURL := testenv.StripeMock(t)
 
@@ -91,6 +107,12 @@ func newStack(t testing.TB) *stack {
 		"DEMO_MODE":                 "true",
 		"FULFILMENT_WEBHOOK_URL":    st.fulfilled.url,
 		"FULFILMENT_WEBHOOK_SECRET": receiverSecret,
+		"ADMIN_PASSWORD":            adminPassword,
+	}
+	if opts.mail {
+		smtpAddr, apiURL := testenv.Mailpit(t)
+		env["SMTP_URL"], env["MAIL_FROM"] = "smtp://"+smtpAddr, "E2E Shop <shop@e2e.test>"
+		st.mailbox = testenv.Mailbox{URL: apiURL}
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {

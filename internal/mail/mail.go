@@ -13,9 +13,11 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
+	"maps"
 	"net"
 	netmail "net/mail"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
@@ -46,8 +48,12 @@ type Config struct {
 // kinds are the emails there are: one per notification type and audience,
 // each a template pair email/<name>.txt and email/<name>.html.
 var kinds = map[kind]string{
-	{orders.NotifyOrderPaid, orders.ChannelEmailCustomer}: "order_paid_customer",
-	{orders.NotifyOrderPaid, orders.ChannelEmailOwner}:    "order_paid_owner",
+	{orders.NotifyOrderPaid, orders.ChannelEmailCustomer}:              "order_paid_customer",
+	{orders.NotifyOrderPaid, orders.ChannelEmailOwner}:                 "order_paid_owner",
+	{orders.NotifyOrderRefunded, orders.ChannelEmailCustomer}:          "order_refund_customer",
+	{orders.NotifyOrderPartiallyRefunded, orders.ChannelEmailCustomer}: "order_refund_customer",
+	{orders.NotifyDisputeOpened, orders.ChannelEmailOwner}:             "dispute_opened_owner",
+	{orders.NotifyDisputeClosed, orders.ChannelEmailOwner}:             "dispute_closed_owner",
 }
 
 type kind struct {
@@ -79,7 +85,10 @@ func New(cfg Config) (*Mailer, error) {
 	}
 	m := &Mailer{cfg: cfg, from: from, text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
 	_, m.domain, _ = strings.Cut(from.Address, "@")
-	for _, name := range kinds {
+	for _, name := range slices.Sorted(maps.Values(kinds)) { // in order, so a broken set fails the same way every time
+		if m.text[name] != nil {
+			continue // a pair several kinds share
+		}
 		t, err := texttemplate.ParseFS(cfg.Templates, "email/"+name+".txt")
 		if err != nil {
 			return nil, fmt.Errorf("mail: parse %s.txt: %w", name, err)
@@ -120,8 +129,38 @@ type line struct {
 // view is what an email template sees.
 type view struct {
 	ShopName, Reference, Total, Email, SessionID string
-	OrderURL, AdminURL                           string
-	Items                                        []line
+	// OrderURL is the shopper's order page; AdminURL the admin's list of
+	// orders and AdminOrderURL its page of this order.
+	OrderURL, AdminURL, AdminOrderURL string
+	Items                             []line
+
+	// The refund emails: what Stripe charged, what went back so far and
+	// what is still paid; ThisRefund is the amount this email is about,
+	// when the order tells it ("" otherwise), and Refunds the refunds that
+	// count, oldest first.
+	Paid, Refunded, Remaining, ThisRefund string
+	FullyRefunded                         bool
+	Refunds                               []refundLine
+
+	// Dispute is the order's dispute, for the dispute emails.
+	Dispute *disputeLine
+}
+
+// refundLine is one refund, as the shopper's email lists it.
+type refundLine struct {
+	Amount, Date, Status string
+}
+
+// disputeLine is a dispute, as the owner's emails show it.
+type disputeLine struct {
+	ID, Amount, Status, Reason, EvidenceDueBy string
+	// NeedsResponse: the shop must answer by EvidenceDueBy. Inquiry: it
+	// is an inquiry (warning_*), not yet a chargeback, which a refund may
+	// still settle.
+	NeedsResponse, Inquiry bool
+	// Outcome is the decision in a word (won, lost, inquiry closed), and
+	// OutcomeText says what it means for the shop.
+	Outcome, OutcomeText string
 }
 
 // Message is a rendered email.
@@ -152,6 +191,19 @@ func (m *Mailer) Render(n orders.Notification) (Message, error) {
 	for _, it := range o.Items {
 		v.Items = append(v.Items, line{Name: it.Name, Quantity: it.Quantity, Amount: money.Format(it.UnitAmount*it.Quantity, o.Currency)})
 	}
+	v.AdminOrderURL = m.absolute("/admin/orders/" + url.PathEscape(o.ID))
+	switch n.Type {
+	case orders.NotifyOrderRefunded, orders.NotifyOrderPartiallyRefunded:
+		refundView(&v, o, n.Type == orders.NotifyOrderRefunded)
+		if body.Data.RefundedNow > 0 {
+			v.ThisRefund = money.Format(body.Data.RefundedNow, o.Currency)
+		}
+	case orders.NotifyDisputeOpened, orders.NotifyDisputeClosed:
+		if o.Dispute == nil {
+			return Message{}, fmt.Errorf("notification %s: %s without a dispute in the order", n.ID, n.Type)
+		}
+		v.Dispute = disputeView(*o.Dispute, o.Currency)
+	}
 	msg := Message{MessageID: n.ID + "@" + m.domain, To: n.Recipient}
 	var buf bytes.Buffer
 	if err := m.text[name].ExecuteTemplate(&buf, "subject", v); err != nil {
@@ -169,6 +221,59 @@ func (m *Mailer) Render(n orders.Notification) (Message, error) {
 	}
 	msg.HTML = buf.String()
 	return msg, nil
+}
+
+// refundView fills in what the refund emails say from the order after the
+// refund. What this refund added comes with the notification (refundedNow);
+// for a body without it, it is told only when the refunds the order lists
+// account for all that was refunded (then it is the newest of them).
+func refundView(v *view, o orders.Order, full bool) {
+	paid := o.AmountPaid
+	if paid <= 0 {
+		paid = o.AmountTotal
+	}
+	v.Paid, v.Refunded = money.Format(paid, o.Currency), money.Format(o.AmountRefunded, o.Currency)
+	v.Remaining = money.Format(max(paid-o.AmountRefunded, 0), o.Currency)
+	v.FullyRefunded = full
+	var sum int64
+	var newest *orders.Refund
+	for i, r := range o.Refunds {
+		if r.FailedAt != 0 || r.Status == "failed" || r.Status == "canceled" {
+			continue // its money came back: it refunded nothing
+		}
+		sum += r.Amount
+		if newest == nil || !r.CreatedAt.Before(newest.CreatedAt) {
+			newest = &o.Refunds[i]
+		}
+		status := "on its way"
+		if r.Status == "succeeded" {
+			status = "sent"
+		}
+		v.Refunds = append(v.Refunds, refundLine{Amount: money.Format(r.Amount, o.Currency), Date: r.CreatedAt.UTC().Format(time.DateOnly), Status: status})
+	}
+	if newest != nil && sum == o.AmountRefunded {
+		v.ThisRefund = money.Format(newest.Amount, o.Currency)
+	}
+}
+
+// disputeView describes a dispute for the owner.
+func disputeView(d orders.Dispute, currency string) *disputeLine {
+	out := &disputeLine{ID: d.ID, Amount: money.Format(d.Amount, currency), Status: d.Status,
+		Reason: strings.ReplaceAll(d.Reason, "_", " "), NeedsResponse: d.NeedsResponse(), Inquiry: strings.HasPrefix(d.Status, "warning_")}
+	if d.EvidenceDueBy != nil {
+		out.EvidenceDueBy = d.EvidenceDueBy.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	switch d.Status {
+	case "won":
+		out.Outcome, out.OutcomeText = "won", "You won the dispute: the "+out.Amount+" stays yours and returns to your balance."
+	case "lost":
+		out.Outcome, out.OutcomeText = "lost", "The dispute was lost: the "+out.Amount+" went back to the shopper, and the order shows dispute_lost."
+	case "warning_closed":
+		out.Outcome, out.OutcomeText = "inquiry closed", "The inquiry closed without becoming a dispute: nothing was taken from your balance."
+	default:
+		out.Outcome, out.OutcomeText = d.Status, "The dispute closed with the status "+d.Status+"; see the Stripe Dashboard."
+	}
+	return out
 }
 
 func (m *Mailer) absolute(path string) string {

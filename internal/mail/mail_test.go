@@ -81,14 +81,22 @@ func paidOrder(id, email string) orders.Order {
 	}
 }
 
-// notification is what the outbox would hand a sender for o on ch.
+// notification is what the outbox would hand a sender for o's payment on
+// ch.
 func notification(t testing.TB, id string, ch orders.Channel, recipient string, o orders.Order) orders.Notification {
 	t.Helper()
-	body, err := json.Marshal(orders.WebhookBody{ID: id, Type: orders.NotifyOrderPaid, Created: 1749283750, Data: orders.WebhookData{Order: o}})
+	return notificationOf(t, orders.NotifyOrderPaid, id, ch, recipient, o)
+}
+
+// notificationOf is what the outbox would hand a sender for a notification
+// of type typ about o on ch.
+func notificationOf(t testing.TB, typ, id string, ch orders.Channel, recipient string, o orders.Order) orders.Notification {
+	t.Helper()
+	body, err := json.Marshal(orders.WebhookBody{ID: id, Type: typ, Created: 1749283750, Data: orders.WebhookData{Order: o.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return orders.Notification{ID: id, OrderID: o.ID, Type: orders.NotifyOrderPaid, Channel: ch, Recipient: recipient,
+	return orders.Notification{ID: id, OrderID: o.ID, Type: typ, Channel: ch, Recipient: recipient,
 		Status: orders.NotificationPending, Payload: body}
 }
 
@@ -244,12 +252,16 @@ func TestRenderRejects(t *testing.T) {
 	o := paidOrder("ord_rejects", "buyer@example.com")
 	webhook := notification(t, "ntf_r1", orders.ChannelWebhook, "", o)
 	otherType := notification(t, "ntf_r2", orders.ChannelEmailCustomer, o.Email, o)
-	otherType.Type = "order.refunded"
+	otherType.Type = "order.shipped"
 	unknownChannel := notification(t, "ntf_r3", "sms", "+15550100", o)
 	badPayload := notification(t, "ntf_r4", orders.ChannelEmailCustomer, o.Email, o)
 	badPayload.Payload = []byte("{")
+	noDispute := notificationOf(t, orders.NotifyDisputeOpened, "ntf_r5", orders.ChannelEmailOwner, "owner@example.com", o)
+	refundToOwner := notificationOf(t, orders.NotifyOrderRefunded, "ntf_r6", orders.ChannelEmailOwner, "owner@example.com", o)
+	disputeToShopper := notificationOf(t, orders.NotifyDisputeOpened, "ntf_r7", orders.ChannelEmailCustomer, o.Email, disputed(o, "needs_response"))
 	for name, n := range map[string]orders.Notification{
 		"webhook channel": webhook, "unknown type": otherType, "unknown channel": unknownChannel, "bad payload": badPayload,
+		"dispute email without a dispute": noDispute, "refund to the owner": refundToOwner, "dispute to the shopper": disputeToShopper,
 	} {
 		if msg, err := m.Render(n); err == nil {
 			t.Errorf("%s: got %+v, want an error", name, msg)
@@ -297,7 +309,13 @@ func TestNewRejects(t *testing.T) {
 		{"no base URL", func(c *mail.Config) { c.BaseURL = nil }, "base URL"},
 		{"no link key", func(c *mail.Config) { c.Links = nil }, "link key"},
 		{"no templates", func(c *mail.Config) { c.Templates = nil }, "templates"},
-		{"empty template FS", func(c *mail.Config) { c.Templates = fstest.MapFS{} }, "order_paid_"},
+		{"empty template FS", func(c *mail.Config) { c.Templates = fstest.MapFS{} }, "pattern matches no files"},
+		{"missing refund text", func(c *mail.Config) {
+			c.Templates = emailFS(t, map[string]string{"email/order_refund_customer.txt": ""})
+		}, "order_refund_customer.txt"},
+		{"missing dispute html", func(c *mail.Config) {
+			c.Templates = emailFS(t, map[string]string{"email/dispute_closed_owner.html": ""})
+		}, "dispute_closed_owner.html"},
 		{"missing html", func(c *mail.Config) {
 			c.Templates = emailFS(t, map[string]string{"email/order_paid_owner.html": ""})
 		}, "order_paid_owner.html"},
@@ -647,5 +665,231 @@ func waitNotifications(t testing.TB, svc *orders.Service, orderID string, timeou
 			t.Fatalf("after %v: got %+v, want %s", timeout, ns, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// refunded is o paid through a PaymentIntent, with refunds and refunded
+// in all (which the charge's view may make more than the refunds listed).
+func refunded(o orders.Order, refundedTotal int64, refunds ...orders.Refund) orders.Order {
+	o.PaymentIntentID, o.AmountPaid, o.AmountRefunded, o.Refunds = "pi_"+o.ID, o.AmountTotal, refundedTotal, refunds
+	o.Status = orders.StatusPartiallyRefunded
+	if refundedTotal >= o.AmountPaid {
+		o.Status = orders.StatusRefunded
+	}
+	return o
+}
+
+func refundOn(id string, amount int64, status string, day int) orders.Refund {
+	r := orders.Refund{ID: id, Amount: amount, Status: status, CreatedAt: time.Date(2025, 6, day, 12, 0, 0, 0, time.UTC)}
+	if status == "failed" || status == "canceled" {
+		r.FailedAt = r.CreatedAt.Unix() + 60
+	}
+	return r
+}
+
+func TestRenderRefundCustomer(t *testing.T) {
+	m := newMailer(t, testConfig(t))
+	base := paidOrder("ord_refund", "buyer@example.com")
+	orderURL := testBase + "/orders/ord_refund?token=" + testLinks.Token("ord_refund")
+	tests := []struct {
+		name        string
+		typ         string
+		order       orders.Order
+		wantSubject string
+		wantText    []string
+		wantHTML    []string
+		notText     []string
+	}{
+		{"first partial refund", orders.NotifyOrderPartiallyRefunded,
+			refunded(base, 1000, refundOn("re_1", 1000, "succeeded", 8)),
+			"Part of your order ord_refund was refunded",
+			[]string{"We have refunded $10.00 of your order at Test Shop.", "Paid: $52.50", "Refunded so far: $10.00", "Still paid: $42.50",
+				"2025-06-08    $10.00    sent", "5 to 10 business days", "Order reference: ord_refund", orderURL},
+			[]string{"We have refunded <strong>$10.00</strong>", "<strong>$10.00</strong></td>", "$42.50", "<td>2025-06-08</td>", `href="` + orderURL + `"`},
+			[]string{"refunded in full"}},
+		{"second partial refund, still pending", orders.NotifyOrderPartiallyRefunded,
+			refunded(base, 1500, refundOn("re_1", 1000, "succeeded", 8), refundOn("re_2", 500, "pending", 9)),
+			"Part of your order ord_refund was refunded",
+			[]string{"We have refunded $5.00 of your order", "Refunded so far: $15.00", "Still paid: $37.50",
+				"2025-06-08    $10.00    sent", "2025-06-09    $5.00    on its way"},
+			[]string{"<strong>$5.00</strong>", "<strong>$15.00</strong>", "on its way"},
+			nil},
+		{"refunded in full", orders.NotifyOrderRefunded,
+			refunded(base, 5250, refundOn("re_1", 1000, "succeeded", 8), refundOn("re_2", 4250, "succeeded", 10)),
+			"Your order ord_refund was refunded",
+			[]string{"We have refunded $42.50 of your order", "Refunded so far: $52.50", "Your payment has been refunded in full."},
+			[]string{"<strong>$42.50</strong>", "refunded in full"},
+			[]string{"Still paid"}},
+		{"a failed refund does not count", orders.NotifyOrderPartiallyRefunded,
+			refunded(base, 700, refundOn("re_1", 1000, "failed", 8), refundOn("re_2", 700, "succeeded", 9)),
+			"Part of your order ord_refund was refunded",
+			[]string{"We have refunded $7.00 of your order", "Refunded so far: $7.00", "2025-06-09    $7.00    sent"},
+			[]string{"<strong>$7.00</strong>"},
+			[]string{"$10.00"}},
+		{"only the charge's total is known", orders.NotifyOrderPartiallyRefunded,
+			refunded(base, 2000),
+			"Part of your order ord_refund was refunded",
+			[]string{"We have refunded money on your order at Test Shop.", "Refunded so far: $20.00", "Still paid: $32.50"},
+			[]string{"We have refunded money on your order", "<strong>$20.00</strong>"},
+			[]string{"Refunds:"}},
+		{"listed refunds short of the total", orders.NotifyOrderPartiallyRefunded,
+			refunded(base, 3000, refundOn("re_1", 1000, "succeeded", 8)),
+			"Part of your order ord_refund was refunded",
+			[]string{"We have refunded money on your order", "Refunded so far: $30.00", "2025-06-08    $10.00    sent"},
+			nil,
+			[]string{"We have refunded $10.00"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := render(t, m, notificationOf(t, tt.typ, "ntf_refund", orders.ChannelEmailCustomer, "buyer@example.com", tt.order))
+			if msg.To != "buyer@example.com" || msg.MessageID != "ntf_refund@shop.example.com" {
+				t.Errorf("To %q, Message-ID %q: want the shopper, ntf_refund@shop.example.com", msg.To, msg.MessageID)
+			}
+			if msg.Subject != tt.wantSubject {
+				t.Errorf("Subject: got %q, want %q", msg.Subject, tt.wantSubject)
+			}
+			for _, want := range tt.wantText {
+				if !strings.Contains(msg.Text, want) {
+					t.Errorf("text: got %q, want it to contain %q", msg.Text, want)
+				}
+			}
+			for _, want := range tt.wantHTML {
+				if !strings.Contains(msg.HTML, want) {
+					t.Errorf("html: got %q, want it to contain %q", msg.HTML, want)
+				}
+			}
+			for _, not := range tt.notText {
+				if strings.Contains(msg.Text, not) {
+					t.Errorf("text: got %q, want no %q", msg.Text, not)
+				}
+			}
+			if strings.Contains(msg.Text+msg.HTML, "/admin") {
+				t.Error("the shopper's email links to the admin pages")
+			}
+		})
+	}
+}
+
+// disputed is o with a dispute in status, for all of its amount.
+func disputed(o orders.Order, status string) orders.Order {
+	due := time.Date(2025, 6, 20, 23, 59, 59, 0, time.UTC)
+	o.PaymentIntentID, o.AmountPaid = "pi_"+o.ID, o.AmountTotal
+	o.Dispute = &orders.Dispute{ID: "dp_" + o.ID, Status: status, Reason: "product_not_received", Amount: o.AmountTotal, EvidenceDueBy: &due}
+	o.Status = orders.StatusDisputed
+	if status == "lost" {
+		o.Status = orders.StatusDisputeLost
+	}
+	return o
+}
+
+func TestRenderDisputeOwner(t *testing.T) {
+	m := newMailer(t, testConfig(t))
+	base := paidOrder("ord_dispute", "buyer@example.com")
+	adminURL := testBase + "/admin/orders/ord_dispute"
+	noDeadline := disputed(base, "under_review")
+	noDeadline.Dispute.EvidenceDueBy = nil
+	tests := []struct {
+		name        string
+		typ         string
+		order       orders.Order
+		wantSubject string
+		want        []string // in the text and the HTML
+		wantText    []string
+		notText     []string
+	}{
+		{"opened, needs a response", orders.NotifyDisputeOpened, disputed(base, "needs_response"),
+			"Dispute on order ord_dispute: $52.50, respond by 2025-06-20 23:59 UTC",
+			[]string{"$52.50", "product not received", "needs_response", "2025-06-20 23:59 UTC", "ubmit evidence in the Stripe Dashboard",
+				"accept the dispute", "buyer@example.com", "dp_ord_dispute", "ord_dispute", adminURL},
+			[]string{"Amount disputed: $52.50", "Reason: product not received", "Evidence due by: 2025-06-20 23:59 UTC", "Shopper: buyer@example.com", "The order: " + adminURL},
+			[]string{"nothing to send now", "inquiry"}},
+		{"opened, an inquiry", orders.NotifyDisputeOpened, disputed(base, "warning_needs_response"),
+			"Dispute on order ord_dispute: $52.50, respond by 2025-06-20 23:59 UTC",
+			[]string{"warning_needs_response", "ubmit evidence", "This is an inquiry, not yet a chargeback", "refunding"},
+			nil,
+			[]string{"refuses refunds"}},
+		{"opened, under review", orders.NotifyDisputeOpened, noDeadline,
+			"Dispute on order ord_dispute: $52.50",
+			[]string{"under_review", "(Stripe gave no deadline)", "nothing to send now", "The shop refuses refunds of this payment", adminURL},
+			nil,
+			[]string{"Submit evidence"}},
+		{"won", orders.NotifyDisputeClosed, disputed(base, "won"),
+			"Dispute on order ord_dispute closed: won",
+			[]string{"You won the dispute: the $52.50 stays yours", "product not received", "dp_ord_dispute", adminURL},
+			[]string{"is closed: won.", "Status: won"}, nil},
+		{"lost", orders.NotifyDisputeClosed, disputed(base, "lost"),
+			"Dispute on order ord_dispute closed: lost",
+			[]string{"The dispute was lost: the $52.50 went back to the shopper", adminURL},
+			[]string{"is closed: lost."}, nil},
+		{"inquiry closed", orders.NotifyDisputeClosed, disputed(base, "warning_closed"),
+			"Dispute on order ord_dispute closed: inquiry closed",
+			[]string{"The inquiry closed without becoming a dispute"},
+			nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := render(t, m, notificationOf(t, tt.typ, "ntf_dispute", orders.ChannelEmailOwner, "owner@example.com", tt.order))
+			if msg.To != "owner@example.com" {
+				t.Errorf("To: got %q, want owner@example.com", msg.To)
+			}
+			if msg.Subject != tt.wantSubject {
+				t.Errorf("Subject: got %q, want %q", msg.Subject, tt.wantSubject)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(msg.Text, want) {
+					t.Errorf("text: got %q, want it to contain %q", msg.Text, want)
+				}
+				if !strings.Contains(msg.HTML, want) {
+					t.Errorf("html: got %q, want it to contain %q", msg.HTML, want)
+				}
+			}
+			for _, want := range tt.wantText {
+				if !strings.Contains(msg.Text, want) {
+					t.Errorf("text: got %q, want it to contain %q", msg.Text, want)
+				}
+			}
+			for _, not := range tt.notText {
+				if strings.Contains(msg.Text+msg.HTML, not) {
+					t.Errorf("got text %q, html %q; want no %q", msg.Text, msg.HTML, not)
+				}
+			}
+			if !strings.Contains(msg.HTML, `href="`+adminURL+`"`) {
+				t.Errorf("html: got %q, want a link to %s", msg.HTML, adminURL)
+			}
+			if strings.Contains(msg.Text+msg.HTML, testLinks.Token("ord_dispute")) {
+				t.Error("the owner's email holds the shopper's order-page token")
+			}
+		})
+	}
+}
+
+// TestRenderAfterSaleEscapes gives the refund and dispute emails markup
+// and header breaks where Stripe's or the shopper's text goes: the HTML
+// shows it as text, the subject stays one line.
+func TestRenderAfterSaleEscapes(t *testing.T) {
+	m := newMailer(t, testConfig(t))
+	hostile := `<script>alert("x")</script>`
+	o := paidOrder("ord_"+hostile+"\r\nBcc: victim@example.com", `"<b>bold</b>"@example.com`)
+	refund := refunded(o, 1000, refundOn("re_1", 1000, "succeeded", 8))
+	dispute := disputed(o, "needs_response")
+	dispute.Dispute.Reason, dispute.Dispute.ID = hostile, hostile
+	for _, n := range []orders.Notification{
+		notificationOf(t, orders.NotifyOrderPartiallyRefunded, "ntf_e1", orders.ChannelEmailCustomer, "buyer@example.com", refund),
+		notificationOf(t, orders.NotifyOrderRefunded, "ntf_e2", orders.ChannelEmailCustomer, "buyer@example.com", refund),
+		notificationOf(t, orders.NotifyDisputeOpened, "ntf_e3", orders.ChannelEmailOwner, "owner@example.com", dispute),
+		notificationOf(t, orders.NotifyDisputeClosed, "ntf_e4", orders.ChannelEmailOwner, "owner@example.com", dispute),
+	} {
+		msg := render(t, m, n)
+		for _, bad := range []string{"<script", "<b>"} {
+			if strings.Contains(msg.HTML, bad) {
+				t.Errorf("%s html: got %q, want no %s element", n.Type, msg.HTML, bad)
+			}
+		}
+		if !strings.Contains(msg.HTML, "&lt;script&gt;") {
+			t.Errorf("%s html: got %q, want the text shown escaped", n.Type, msg.HTML)
+		}
+		if strings.ContainsAny(msg.Subject, "\r\n") || !strings.Contains(msg.Subject, "Bcc: victim@example.com") {
+			t.Errorf("%s: got subject %q, want one line", n.Type, msg.Subject)
+		}
 	}
 }

@@ -103,6 +103,9 @@ type WebhookBody struct {
 // WebhookData carries the order as it was when the notification was queued.
 type WebhookData struct {
 	Order Order `json:"order"`
+	// RefundedNow is what the change behind an order.refunded or
+	// order.partially_refunded refunded, in minor units.
+	RefundedNow int64 `json:"refundedNow,omitempty"`
 }
 
 // Channels says which notifications the shop sends; the zero value sends
@@ -125,13 +128,20 @@ func notificationID(orderID, typ string, ch Channel, discriminator string) strin
 // about o at now. discriminator tells apart several events of one type for
 // one order ("" when there can be only one).
 func (c Channels) notifications(typ string, o Order, now time.Time, discriminator string) ([]Notification, error) {
+	return c.notificationsWith(typ, WebhookData{Order: o}, now, discriminator)
+}
+
+// notificationsWith is notifications with more in the body than the order.
+func (c Channels) notificationsWith(typ string, data WebhookData, now time.Time, discriminator string) ([]Notification, error) {
+	o := data.Order
+	data.Order = o.Public()
 	var out []Notification
 	add := func(ch Channel, recipient string) error {
 		n := Notification{
 			ID: notificationID(o.ID, typ, ch, discriminator), OrderID: o.ID, Type: typ, Channel: ch, Recipient: recipient,
 			Status: NotificationPending, CreatedAt: now, NextAttempt: &now, Deadline: now.Add(RetryFor),
 		}
-		body, err := json.Marshal(WebhookBody{ID: n.ID, Type: typ, Created: now.Unix(), Data: WebhookData{Order: o.Public()}})
+		body, err := json.Marshal(WebhookBody{ID: n.ID, Type: typ, Created: now.Unix(), Data: data})
 		if err != nil {
 			return fmt.Errorf("encode notification %s: %w", n.ID, err)
 		}

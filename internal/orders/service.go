@@ -454,7 +454,11 @@ func (s *Service) afterSale(ctx context.Context, tx Tx, o Order, fx *effects, ap
 func (s *Service) announce(ctx context.Context, tx Tx, before, after Order, now time.Time, fx *effects) error {
 	var queue []Notification
 	add := func(typ, discriminator string) error {
-		ns, err := s.channels.notifications(typ, after, now, discriminator)
+		data := WebhookData{Order: after}
+		if typ == NotifyOrderRefunded || typ == NotifyOrderPartiallyRefunded {
+			data.RefundedNow = after.AmountRefunded - before.AmountRefunded
+		}
+		ns, err := s.channels.notificationsWith(typ, data, now, discriminator)
 		queue = append(queue, ns...)
 		return err
 	}

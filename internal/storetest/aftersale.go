@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -97,6 +98,17 @@ func testRefunds(t *testing.T, s orders.Store) {
 	}
 	if diff := cmp.Diff(want, types(t, s, o.ID)); diff != "" {
 		t.Errorf("notifications mismatch (-want +got):\n%s", diff)
+	}
+	// Each refund notification tells what its change refunded.
+	for _, n := range mustNotifications(t, s, o.ID) {
+		var body orders.WebhookBody
+		if err := json.Unmarshal(n.Payload, &body); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int64{orders.NotifyOrderPartiallyRefunded: 1500, orders.NotifyOrderRefunded: 2500}[n.Type]
+		if body.Data.RefundedNow != want {
+			t.Errorf("%s: refundedNow %d, want %d", n.Type, body.Data.RefundedNow, want)
+		}
 	}
 	// The order keeps its fulfilment; the payment itself stays paid.
 	if got := mustOrder(t, s, o.ID); got.FulfilledAt == nil || got.PaymentState() != orders.StatusPaid {

@@ -9,8 +9,10 @@ import (
 
 // Control endpoints under /sim/, the simulator's counterpart of
 // `stripe trigger` and `stripe events resend`. They answer JSON
-// {"session": ...} or {"event": ...}; a form field return=page makes the
-// session endpoints redirect back to the hosted page instead.
+// {"session": ...}, {"event": ...}, {"dispute": ...} or {"refund": ...}; a
+// form field return=page makes the session state endpoints redirect back
+// to the hosted page instead. The dispute and refund controls are in
+// aftersale.go.
 
 // eventInfo is an event log entry with its delivery records.
 type eventInfo struct {
@@ -29,9 +31,27 @@ func (s *Sim) infoLocked(ev *event) eventInfo {
 	return eventInfo{ID: ev.ID, Type: ev.Type, Created: ev.Created, Deliveries: ds, Event: ev.payload}
 }
 
+// writeSession answers a session's state, with its payment once paid:
+// {"session": ..., "charge": ...|null, "refunds": [...], "dispute": ...|null}.
 func (s *Sim) writeSession(w http.ResponseWriter, ss session) {
-	obj := json.RawMessage(s.renderSession(ss.base, &ss, map[string]bool{"line_items": true}))
-	jsonResponse(http.StatusOK, map[string]any{"session": obj}).write(w)
+	out := map[string]any{
+		"session": json.RawMessage(s.renderSession(ss.base, &ss, map[string]bool{"line_items": true})),
+		"charge":  nil, "refunds": []json.RawMessage{}, "dispute": nil,
+	}
+	s.mu.Lock()
+	if c := s.charges[ss.Charge]; c != nil {
+		out["charge"] = s.chargeObjectLocked(c)
+		refunds := make([]json.RawMessage, 0, len(c.Refunds))
+		for _, id := range c.Refunds {
+			refunds = append(refunds, s.renderRefundLocked(s.refunds[id].base, s.refunds[id], nil))
+		}
+		out["refunds"] = refunds
+		if d := s.disputes[c.Dispute]; d != nil {
+			out["dispute"] = s.disputeObject(d)
+		}
+	}
+	s.mu.Unlock()
+	jsonResponse(http.StatusOK, out).write(w)
 }
 
 func (s *Sim) handleSimSession(w http.ResponseWriter, r *http.Request) {
@@ -51,6 +71,7 @@ func (s *Sim) handleAsync(succeed bool) http.HandlerFunc {
 		}
 		if succeed {
 			ss.PaymentStatus, ss.AsyncResult = paymentPaid, "succeeded"
+			s.chargeLocked(ss, s.now())
 			return "checkout.session.async_payment_succeeded", nil
 		}
 		ss.AsyncResult = "failed"

@@ -1,6 +1,7 @@
 package stripesim_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -131,5 +132,117 @@ func TestStripeGoAgainstStripeMock(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"checkout.session.expired", "checkout.session.completed"}, types); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// TestStripeGoRefundsAgainstStripeMock refunds through stripe-go, as the
+// shop's admin does, in front of a real stripe-mock, then disputes the
+// payment and lists the events with the Types filter reconciliation uses.
+func TestStripeGoRefundsAgainstStripeMock(t *testing.T) {
+	h := newHarness(t, options{mockURL: testenv.StripeMock(t)})
+	sc := client.New(testKey, &stripe.Backends{
+		API: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
+			URL:               stripe.String(h.url),
+			HTTPClient:        &http.Client{Timeout: 10 * time.Second},
+			LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
+			MaxNetworkRetries: stripe.Int64(0),
+		}),
+	})
+	params := &stripe.CheckoutSessionParams{
+		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
+		SuccessURL:        stripe.String("https://shop.test/success?session_id={CHECKOUT_SESSION_ID}"),
+		ClientReferenceID: stripe.String("order-42"),
+		ExpiresAt:         stripe.Int64(time.Now().Add(time.Hour).Unix()),
+		PaymentIntentData: &stripe.CheckoutSessionPaymentIntentDataParams{},
+		LineItems: []*stripe.CheckoutSessionLineItemParams{{
+			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
+				Currency:    stripe.String("usd"),
+				UnitAmount:  stripe.Int64(4000),
+				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{Name: stripe.String("T-shirt")},
+			},
+			Quantity: stripe.Int64(1),
+		}},
+	}
+	params.PaymentIntentData.AddMetadata("order_id", "order-42")
+	s, err := sc.CheckoutSessions.New(params)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if resp, body := h.pay(t, s.ID, "pay", "buyer@example.com", "4242424242424242"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("pay: got %s, want 303\n%s", resp.Status, body)
+	}
+	h.hook.next(t) // checkout.session.completed
+	get := &stripe.CheckoutSessionParams{}
+	get.AddExpand("payment_intent")
+	paid, err := sc.CheckoutSessions.Get(s.ID, get)
+	if err != nil {
+		t.Fatalf("retrieve: %v", err)
+	}
+	pi := paid.PaymentIntent
+	if pi == nil || pi.LatestCharge == nil || pi.Metadata["order_id"] != "order-42" || pi.Status != "succeeded" {
+		t.Fatalf("expanded payment_intent: got %+v, want a succeeded one with its charge and order_id", pi)
+	}
+
+	refundParams := &stripe.RefundParams{PaymentIntent: stripe.String(pi.ID), Amount: stripe.Int64(1500),
+		Reason: stripe.String(string(stripe.RefundReasonRequestedByCustomer))}
+	refundParams.AddMetadata("order_id", "order-42")
+	refundParams.SetIdempotencyKey("refund-order-42-1")
+	rf, err := sc.Refunds.New(refundParams)
+	if err != nil {
+		t.Fatalf("refund: %v", err)
+	}
+	if rf.Amount != 1500 || rf.Status != stripe.RefundStatusSucceeded || rf.Charge == nil || rf.Charge.ID != pi.LatestCharge.ID ||
+		rf.PaymentIntent == nil || rf.PaymentIntent.ID != pi.ID || rf.Metadata["order_id"] != "order-42" || rf.Reason != stripe.RefundReasonRequestedByCustomer {
+		t.Errorf("refund: got %+v", rf)
+	}
+	if again, err := sc.Refunds.New(refundParams); err != nil || again.ID != rf.ID {
+		t.Errorf("same idempotency key: got %v, id %q; want %q", err, again.ID, rf.ID)
+	}
+	if got, err := sc.Refunds.Get(rf.ID, nil); err != nil || got.ID != rf.ID || got.Amount != 1500 {
+		t.Errorf("retrieve refund: got %+v, %v", got, err)
+	}
+
+	var serr *stripe.Error
+	_, err = sc.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String(pi.ID), Amount: stripe.Int64(5000)})
+	if !errors.As(err, &serr) || serr.HTTPStatusCode != 400 || serr.Param != "amount" ||
+		serr.Msg != "Refund amount ($50.00) is greater than unrefunded amount on charge ($25.00)" {
+		t.Errorf("refund above what is left: got %v", err)
+	}
+	_, err = sc.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String("pi_nope")})
+	if !errors.As(err, &serr) || serr.HTTPStatusCode != 404 || serr.Code != stripe.ErrorCodeResourceMissing {
+		t.Errorf("unknown payment intent: got %v", err)
+	}
+	_, err = sc.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String(pi.ID), Reason: stripe.String("bogus")})
+	if !errors.As(err, &serr) || serr.HTTPStatusCode != 400 || !strings.Contains(serr.Msg, "reason") {
+		t.Errorf("invalid reason: got %v, want stripe-mock's 400 relayed", err)
+	}
+
+	resp, body := h.do(t, http.MethodPost, "/sim/sessions/"+s.ID+"/dispute", nil, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("dispute: got %s\n%s", resp.Status, body)
+	}
+	dp := decode[struct{ Dispute stripe.Dispute }](t, body).Dispute
+	if resp, body := h.do(t, http.MethodPost, "/sim/disputes/"+dp.ID+"/close?outcome=lost", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("close: got %s\n%s", resp.Status, body)
+	}
+
+	list := &stripe.EventListParams{Types: stripe.StringSlice([]string{"charge.refunded", "charge.dispute.created", "charge.dispute.closed"})}
+	var got []string
+	iter := sc.Events.List(list)
+	for iter.Next() {
+		ev := iter.Event()
+		got = append(got, string(ev.Type))
+		if ev.Type == "charge.refunded" {
+			var c stripe.Charge
+			if err := json.Unmarshal(ev.Data.Raw, &c); err != nil || c.AmountRefunded != 1500 || c.Metadata["order_id"] != "order-42" {
+				t.Errorf("charge.refunded charge: got %+v, %v", c, err)
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("list events: %v", err)
+	}
+	if diff := cmp.Diff([]string{"charge.dispute.closed", "charge.dispute.created", "charge.refunded"}, got); diff != "" {
+		t.Errorf("events, newest first (-want +got):\n%s", diff)
 	}
 }

@@ -141,9 +141,11 @@ func (s *Sim) handlePay(w http.ResponseWriter, r *http.Request) {
 		if ss.Status != statusOpen {
 			return "", &stateError{"This checkout session is no longer open."}
 		}
-		ss.Status, ss.Email, ss.PaymentIntent = statusComplete, data.Email, newID("pi_", 24)
+		ss.Status, ss.Email = statusComplete, data.Email
+		s.assignPaymentIntentLocked(ss)
 		if outcome == "pay" {
 			ss.PaymentStatus = paymentPaid
+			s.chargeLocked(ss, s.now())
 		}
 		return "checkout.session.completed", nil
 	})

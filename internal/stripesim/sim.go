@@ -7,8 +7,11 @@
 // unchanged), then answers with stripe-mock's object overwritten by its own
 // session state. It serves a hosted checkout page that sessions' url points
 // to, keeps an event log and delivers signed webhooks with retries, like
-// Stripe does. State lives in memory, bounded to the most recent 10,000
-// sessions and 10,000 events.
+// Stripe does. A paid session has a PaymentIntent and a charge, which can be
+// refunded through the API (charge.refunded) and disputed through the
+// control endpoints (charge.dispute.*). State lives in memory, bounded to
+// the most recent 10,000 sessions (with their charges, refunds and
+// disputes) and 10,000 events.
 //
 // Routes:
 //
@@ -16,13 +19,23 @@
 //	GET  /v1/checkout/sessions/{id}            retrieve, expand[]=line_items|payment_intent
 //	GET  /v1/checkout/sessions/{id}/line_items
 //	POST /v1/checkout/sessions/{id}/expire
-//	GET  /v1/events, /v1/events/{id}           the simulator's event log
+//	POST /v1/refunds                           refund a paid session's payment_intent (or charge),
+//	                                           idempotent; records charge.refunded
+//	GET  /v1/refunds/{id}                      retrieve, expand[]=charge|payment_intent
+//	GET  /v1/events, /v1/events/{id}           the simulator's event log (type, types[], created, paging)
 //	     /v1/...                               anything else: proxied to stripe-mock
 //	GET  /pay/{id}, POST /pay/{id}             hosted checkout page
-//	GET  /sim/sessions/{id}                    session state
+//	GET  /sim/sessions/{id}                    session state, with its charge, refunds and dispute
 //	POST /sim/sessions/{id}/async_succeed      settle a delayed payment
 //	POST /sim/sessions/{id}/async_fail         fail a delayed payment
 //	POST /sim/sessions/{id}/expire
+//	POST /sim/sessions/{id}/dispute            open a dispute on a paid session (reason=fraudulent):
+//	                                           charge.dispute.created, charge.dispute.funds_withdrawn
+//	GET  /sim/disputes/{id}                    dispute state
+//	POST /sim/disputes/{id}/close?outcome=won  or lost: charge.dispute.closed, then for won
+//	                                           charge.dispute.funds_reinstated
+//	POST /sim/refunds/{id}/fail                fail a refund afterwards (failure_reason=...):
+//	                                           charge.refund.updated
 //	GET  /sim/events                           event log with delivery records
 //	POST /sim/events/{id}/resend               deliver again, freshly signed
 //	POST /sim/events/{id}/duplicate?n=3        deliver n more times concurrently
@@ -100,7 +113,11 @@ type Sim struct {
 	mu        sync.Mutex
 	closed    bool
 	sessions  map[string]*session
-	order     []string // session ids in creation order
+	order     []string          // session ids in creation order
+	piSession map[string]string // PaymentIntent id -> session id
+	charges   map[string]*charge
+	refunds   map[string]*refund
+	disputes  map[string]*dispute
 	events    []*event // in creation order
 	eventByID map[string]*event
 	idem      map[string]*idemEntry
@@ -155,6 +172,10 @@ func New(cfg Config) (*Sim, error) {
 		ctx:       ctx,
 		cancel:    cancel,
 		sessions:  make(map[string]*session),
+		piSession: make(map[string]string),
+		charges:   make(map[string]*charge),
+		refunds:   make(map[string]*refund),
+		disputes:  make(map[string]*dispute),
 		eventByID: make(map[string]*event),
 		idem:      make(map[string]*idemEntry),
 	}
@@ -193,6 +214,8 @@ func (s *Sim) routes() http.Handler {
 	mux.HandleFunc("GET /v1/checkout/sessions/{id}", s.handleRetrieve)
 	mux.HandleFunc("GET /v1/checkout/sessions/{id}/line_items", s.handleLineItems)
 	mux.HandleFunc("POST /v1/checkout/sessions/{id}/expire", s.handleExpire)
+	mux.HandleFunc("POST /v1/refunds", s.handleCreateRefund)
+	mux.HandleFunc("GET /v1/refunds/{id}", s.handleGetRefund)
 	mux.HandleFunc("GET /v1/events", s.handleListEvents)
 	mux.HandleFunc("GET /v1/events/{id}", s.handleGetEvent)
 	mux.Handle("/v1/", http.MaxBytesHandler(proxy, maxBodyBytes))
@@ -206,6 +229,10 @@ func (s *Sim) routes() http.Handler {
 	mux.HandleFunc("POST /sim/sessions/{id}/async_succeed", s.handleAsync(true))
 	mux.HandleFunc("POST /sim/sessions/{id}/async_fail", s.handleAsync(false))
 	mux.HandleFunc("POST /sim/sessions/{id}/expire", s.handleSimExpire)
+	mux.HandleFunc("POST /sim/sessions/{id}/dispute", s.handleOpenDispute)
+	mux.HandleFunc("GET /sim/disputes/{id}", s.handleSimDispute)
+	mux.HandleFunc("POST /sim/disputes/{id}/close", s.handleCloseDispute)
+	mux.HandleFunc("POST /sim/refunds/{id}/fail", s.handleFailRefund)
 	mux.HandleFunc("GET /sim/events", s.handleSimEvents)
 	mux.HandleFunc("POST /sim/events/{id}/resend", s.handleResend)
 	mux.HandleFunc("POST /sim/events/{id}/duplicate", s.handleDuplicate)

@@ -18,6 +18,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/stripesim"
 )
 
@@ -26,6 +27,8 @@ const (
 	testSecret = "whsec_test_secret"
 	// mockError is what the fake stripe-mock answers to mode=bogus.
 	mockError = `{"error":{"message":"Request validation error: object property 'mode' validation failed: value is not in enumeration","type":"invalid_request_error"}}`
+	// mockReasonError is what the fake stripe-mock answers to reason=bogus.
+	mockReasonError = `{"error":{"message":"Request validation error: object property 'reason' validation failed: value is not in enumeration","type":"invalid_request_error"}}`
 )
 
 // fakeMock stands in for stripe-mock: it answers every valid request with a
@@ -58,6 +61,13 @@ func newFakeMock(t testing.TB) *fakeMock {
 		case strings.Contains(string(body), "mode=bogus"):
 			w.WriteHeader(http.StatusBadRequest)
 			fmt.Fprint(w, mockError)
+		case strings.Contains(string(body), "reason=bogus"):
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, mockReasonError)
+		case strings.HasPrefix(r.URL.Path, "/v1/refunds"):
+			fmt.Fprint(w, `{"id":"re_fixture","object":"refund","amount":100,"balance_transaction":null,"charge":"ch_fixture",`+
+				`"created":1234567890,"currency":"usd","metadata":{},"payment_intent":null,"reason":null,"receipt_number":null,`+
+				`"status":"succeeded","destination_details":{"type":"card","card":{"type":"reversal"}}}`)
 		case strings.HasPrefix(r.URL.Path, "/v1/checkout/sessions"):
 			if r.Method == http.MethodPost && r.URL.Path == "/v1/checkout/sessions" {
 				m.creates.Add(1)
@@ -101,6 +111,7 @@ type attempt struct {
 
 type delivered struct {
 	event  stripe.Event
+	body   []byte
 	header http.Header
 	at     time.Time
 }
@@ -127,7 +138,7 @@ func newReceiver(t testing.TB, failFirst int32, gate chan struct{}) *receiver {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		rc.got <- delivered{ev, r.Header.Clone(), time.Now()}
+		rc.got <- delivered{ev, body, r.Header.Clone(), time.Now()}
 	}))
 	t.Cleanup(rc.srv.Close)
 	return rc
@@ -667,6 +678,15 @@ func TestPayFlows(t *testing.T) {
 			}
 			if cs.ID != s.ID || cs.LineItems != nil {
 				t.Errorf("event session id %q line_items %v, want %q unexpanded", cs.ID, cs.LineItems, s.ID)
+			}
+			// The shop reads the PaymentIntent from the event: refunds and
+			// disputes name it.
+			ev, err := orders.ParseEvent(d.body)
+			if err != nil {
+				t.Fatalf("shop's parser: %v", err)
+			}
+			if got.PaymentIntent == nil || !strings.HasPrefix(ev.Session.PaymentIntent, "pi_") || ev.Session.PaymentIntent != got.PaymentIntent.ID {
+				t.Errorf("event session payment_intent: got %q, want the session's %+v", ev.Session.PaymentIntent, got.PaymentIntent)
 			}
 		})
 	}

@@ -35,8 +35,8 @@ type lineItem struct {
 func (li lineItem) amount() int64 { return li.UnitAmount * li.Quantity }
 
 // session is the simulator's state of one Checkout Session. Values handed
-// out of the store are copies; LineItems and Metadata are never mutated
-// after creation, so sharing them between copies is safe.
+// out of the store are copies; LineItems, Metadata and PIMetadata are never
+// mutated after creation, so sharing them between copies is safe.
 type session struct {
 	ID                string
 	Mode              string
@@ -51,8 +51,10 @@ type session struct {
 	CustomerEmail     string // given at creation
 	Email             string // collected on the hosted page
 	Locale            string
-	PaymentIntent     string
+	PaymentIntent     string // set when the session completes
+	Charge            string // set once paid
 	Metadata          map[string]string
+	PIMetadata        map[string]string // payment_intent_data[metadata]; the charge's metadata
 	LineItems         []lineItem
 	Created           int64
 	ExpiresAt         int64
@@ -86,6 +88,7 @@ func parseSession(form url.Values) (session, error) {
 		CustomerEmail:     form.Get("customer_email"),
 		Locale:            form.Get("locale"),
 		Metadata:          map[string]string{},
+		PIMetadata:        map[string]string{},
 	}
 	items := map[int]*lineItem{}
 	for key, vals := range form {
@@ -94,6 +97,8 @@ func parseSession(form url.Values) (session, error) {
 		switch {
 		case parts[0] == "metadata" && len(parts) == 2:
 			ss.Metadata[parts[1]] = v
+		case parts[0] == "payment_intent_data" && len(parts) == 3 && parts[1] == "metadata":
+			ss.PIMetadata[parts[2]] = v
 		case parts[0] == "line_items" && len(parts) >= 3:
 			i, err := strconv.Atoi(parts[1])
 			if err != nil || i < 0 || i >= maxLineItems {
@@ -262,6 +267,7 @@ func (s *Sim) renderSession(base []byte, ss *session, expand map[string]bool) []
 		obj["payment_intent"] = nil
 	case expand["payment_intent"] && expanded:
 		pi["id"], pi["amount"], pi["currency"] = ss.PaymentIntent, ss.AmountTotal, ss.Currency
+		pi["metadata"], pi["latest_charge"] = ss.PIMetadata, nullable(ss.Charge)
 		switch {
 		case ss.PaymentStatus == paymentPaid:
 			pi["status"] = "succeeded"
@@ -339,13 +345,15 @@ func nullable(s string) any {
 	return s
 }
 
-// addSession stores a new session.
+// addSession stores a new session, forgetting the oldest one (with its
+// payment, refunds and dispute) beyond maxSessions.
 func (s *Sim) addSession(ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sessions[ss.ID] = ss
 	s.order = append(s.order, ss.ID)
 	if len(s.order) > maxSessions {
+		s.forgetLocked(s.sessions[s.order[0]])
 		delete(s.sessions, s.order[0])
 		s.order = s.order[1:]
 	}
@@ -376,16 +384,20 @@ func (s *Sim) update(id string, fn func(ss *session) (string, error)) (session, 
 	now := s.now()
 	if ss.Status == statusOpen && now.Unix() >= ss.ExpiresAt {
 		ss.Status = statusExpired
-		evs = append(evs, s.recordLocked("checkout.session.expired", ss, now))
+		evs = append(evs, s.recordSessionLocked("checkout.session.expired", ss, now))
 	}
 	if fn == nil {
 		return *ss, nil
 	}
 	typ, err := fn(ss)
 	if err == nil && typ != "" {
-		evs = append(evs, s.recordLocked(typ, ss, now))
+		evs = append(evs, s.recordSessionLocked(typ, ss, now))
 	}
 	return *ss, err
+}
+
+func (s *Sim) recordSessionLocked(typ string, ss *session, now time.Time) *event {
+	return s.recordLocked(typ, s.renderSession(ss.base, ss, nil), ss.ID, now)
 }
 
 func expireSession(ss *session) (string, error) {
@@ -396,8 +408,10 @@ func expireSession(ss *session) (string, error) {
 	return "checkout.session.expired", nil
 }
 
-// recordLocked appends an event for the session's current state to the log.
-func (s *Sim) recordLocked(typ string, ss *session, now time.Time) *event {
+// recordLocked appends an event of type typ about object (a rendered
+// checkout.session, charge, refund or dispute, whose id is subject) to the
+// log. The caller delivers it after unlocking.
+func (s *Sim) recordLocked(typ string, object []byte, subject string, now time.Time) *event {
 	pending := 0
 	if s.cfg.WebhookURL != "" {
 		pending = 1
@@ -408,13 +422,13 @@ func (s *Sim) recordLocked(typ string, ss *session, now time.Time) *event {
 		"object":           "event",
 		"api_version":      apiVersion,
 		"created":          ev.Created,
-		"data":             map[string]json.RawMessage{"object": s.renderSession(ss.base, ss, nil)},
+		"data":             map[string]json.RawMessage{"object": object},
 		"livemode":         false,
 		"pending_webhooks": pending,
 		"request":          map[string]any{"id": nil, "idempotency_key": nil},
 		"type":             typ,
 	})
-	if err != nil { // cannot happen: the session object is valid JSON
+	if err != nil { // cannot happen: the object is valid JSON from json.Marshal
 		s.log.Error("encode event", "type", typ, "err", err)
 	}
 	ev.payload = payload
@@ -424,7 +438,7 @@ func (s *Sim) recordLocked(typ string, ss *session, now time.Time) *event {
 		delete(s.eventByID, s.events[0].ID)
 		s.events = s.events[1:]
 	}
-	s.log.Info("event", "id", ev.ID, "type", typ, "session", ss.ID)
+	s.log.Info("event", "id", ev.ID, "type", typ, "object", subject)
 	return ev
 }
 

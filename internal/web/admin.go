@@ -21,8 +21,8 @@ type adminOrdersPage struct {
 }
 
 type adminOrderRow struct {
-	Created, Status, Review, Items, Amount, Currency, Email, SessionID, Fulfilled string
-	Notifications                                                                 []notificationView
+	ID, Created, Status, Review, Items, Amount, Currency, Email, SessionID, Fulfilled string
+	Notifications                                                                     []notificationView
 }
 
 type notificationView struct {
@@ -64,7 +64,7 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, "Orders could not be loaded.", err)
 		return
 	}
-	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+	if wantsJSON(r) {
 		body := adminOrdersBody{Orders: make([]adminOrder, 0, len(list))}
 		for _, o := range list {
 			ns := byOrder[o.ID]
@@ -82,7 +82,7 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, o := range list {
 		row := adminOrderRow{
-			Created: o.CreatedAt.UTC().Format(time.DateTime), Status: string(o.Status), Review: o.Review,
+			ID: o.ID, Created: o.CreatedAt.UTC().Format(time.DateTime), Status: string(o.Status), Review: o.Review,
 			Amount: money.Format(o.AmountTotal, o.Currency), Currency: strings.ToUpper(o.Currency),
 			Email: o.Email, SessionID: o.SessionID,
 		}
@@ -94,15 +94,22 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		if o.FulfilledAt != nil {
 			row.Fulfilled = o.FulfilledAt.UTC().Format(time.DateTime)
 		}
-		for _, n := range byOrder[o.ID] {
-			row.Notifications = append(row.Notifications, notificationView{
-				ID: n.ID, Type: n.Type, Channel: string(n.Channel), Status: string(n.Status), LastError: n.LastError,
-				Attempts: n.Attempts, Dead: n.Status == orders.NotificationDead,
-			})
-		}
+		row.Notifications = notificationViews(byOrder[o.ID])
 		v.Orders = append(v.Orders, row)
 	}
 	s.render(w, r, http.StatusOK, "admin_orders", v)
+}
+
+// notificationViews shows an order's notifications to the admin.
+func notificationViews(ns []orders.Notification) []notificationView {
+	var out []notificationView
+	for _, n := range ns {
+		out = append(out, notificationView{
+			ID: n.ID, Type: n.Type, Channel: string(n.Channel), Status: string(n.Status), LastError: n.LastError,
+			Attempts: n.Attempts, Dead: n.Status == orders.NotificationDead,
+		})
+	}
+	return out
 }
 
 // notificationsOf loads the notifications of the listed orders in one query.
@@ -122,13 +129,18 @@ func (s *Server) notificationsOf(r *http.Request, list []orders.Order) (map[stri
 	return by, nil
 }
 
+// maxAdminForm caps the admin's small form posts.
+const maxAdminForm = 8 << 10
+
 type notificationBody struct {
 	Notification orders.Notification `json:"notification"`
 }
 
-// handleNotificationRetry queues a dead notification again.
+// handleNotificationRetry queues a dead notification again. A form sent
+// from an order's page (back=order) returns there, others to the list.
 func (s *Server) handleNotificationRetry(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
+	r.Body = http.MaxBytesReader(w, r.Body, maxAdminForm)
 	id := chi.URLParam(r, "id")
 	n, err := s.orders.Requeue(r.Context(), id)
 	switch {
@@ -144,6 +156,10 @@ func (s *Server) handleNotificationRetry(w http.ResponseWriter, r *http.Request)
 	}
 	if wantsJSON(r) {
 		s.writeJSON(w, r, http.StatusOK, notificationBody{Notification: n})
+		return
+	}
+	if r.PostFormValue("back") == "order" {
+		http.Redirect(w, r, adminOrderPath(n.OrderID), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, "/admin/orders", http.StatusSeeOther)

@@ -171,11 +171,12 @@ func (f *fakeSessions) lastParams(t testing.TB) *stripe.CheckoutSessionParams {
 
 type testServer struct {
 	*Server
-	fake   *fakeSessions
-	store  *sqlite.Store
-	svc    *orders.Service
-	logs   *testenv.SyncBuffer
-	dbPath string
+	fake    *fakeSessions
+	refunds *fakeRefunds
+	store   *sqlite.Store
+	svc     *orders.Service
+	logs    *testenv.SyncBuffer
+	dbPath  string
 }
 
 // testLinks signs order page links in tests.
@@ -220,7 +221,7 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 	t.Cleanup(func() { store.Close() })
 	logs := &testenv.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	fake := newFakeSessions()
+	fake, refunds := newFakeSessions(), newFakeRefunds()
 	cat, err := catalog.New([]catalog.Product{
 		{ID: "tshirt", Name: "T-shirt", Description: "Comfortable cotton T-shirt", UnitAmount: 2000, Currency: "usd"},
 		{ID: "mug", Name: "Mug <b>bold</b>", UnitAmount: 1250, Currency: "eur", MaxQuantity: 3},
@@ -237,13 +238,13 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 	svc := orders.NewService(seen, log, orders.WithChannels(storetest.AllChannels))
 	srv, err := NewServer(Deps{
 		Config: cfg, Catalog: cat, Orders: svc, Links: testLinks, FormKey: []byte("test-form-key-0123456789abcdef!!"),
-		Sessions: fake, Logger: log, Templates: templates.FS, Static: static.FS,
+		Sessions: fake, Refunds: refunds, Logger: log, Templates: templates.FS, Static: static.FS,
 	})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
 	t.Cleanup(func() { assertNoSecrets(t, "log", logs.String()) })
-	return &testServer{Server: srv, fake: fake, store: store, svc: svc, logs: logs, dbPath: dbPath}
+	return &testServer{Server: srv, fake: fake, refunds: refunds, store: store, svc: svc, logs: logs, dbPath: dbPath}
 }
 
 // do sends a request through the real router.

@@ -17,7 +17,7 @@ type pages struct {
 }
 
 // pageNames lists the page templates; parsePages fails if one is missing.
-var pageNames = []string{"home", "success", "cancelled", "error", "admin_orders", "order", "admin_alarms"}
+var pageNames = []string{"home", "success", "cancelled", "error", "admin_orders", "admin_order", "order", "admin_alarms"}
 
 func parsePages(fsys fs.FS) (*pages, error) {
 	p := &pages{byName: make(map[string]*template.Template, len(pageNames))}

@@ -24,6 +24,8 @@ func (s *Server) routes() http.Handler {
 	r.Get("/healthz", s.handleHealth)
 	if s.cfg.AdminPassword != "" {
 		r.With(s.adminAuth).Get("/admin/orders", s.handleAdminOrders)
+		r.With(s.adminAuth).Get("/admin/orders/{id}", s.handleAdminOrder)
+		r.With(s.adminAuth).Post("/admin/orders/{id}/refund", s.handleRefundCreate) // calls Stripe
 		r.With(s.adminAuth).Get("/admin/metrics", s.metrics.Handler().ServeHTTP)
 		r.With(s.adminAuth).Post("/admin/notifications/{id}/retry", s.handleNotificationRetry)
 		r.With(s.adminAuth).Get("/admin/alarms", s.handleAdminAlarms)

@@ -238,9 +238,10 @@ func (ts *testServer) routeTargets(t testing.TB) map[string]string {
 	sid, oid := ts.checkout(t, "tshirt", "2")
 	ts.fake.pay(sid, "paid", "buyer@example.com")
 	special := map[string]string{
-		"/success":     "/success?session_id=" + sid,
-		"/orders/{id}": testLinks.PagePath(oid),
-		"/static/*":    "/static/main.js",
+		"/success":           "/success?session_id=" + sid,
+		"/orders/{id}":       testLinks.PagePath(oid),
+		"/admin/orders/{id}": "/admin/orders/" + oid,
+		"/static/*":          "/static/main.js",
 	}
 	targets := map[string]string{}
 	for _, p := range ts.getRoutes(t) {

@@ -29,6 +29,14 @@ type CheckoutSessions interface {
 	Get(id string, params *stripe.CheckoutSessionParams) (*stripe.CheckoutSession, error)
 }
 
+// Refunds is the part of Stripe's Refunds API the admin calls. stripe-go's
+// client.API.Refunds satisfies it; tests pass a fake. The shop reads the
+// answer from its LastResponse.RawJSON (see orders.ParseRefund), as it
+// reads events.
+type Refunds interface {
+	New(params *stripe.RefundParams) (*stripe.Refund, error)
+}
+
 // Deps is everything a Server needs, built by main and handed in.
 type Deps struct {
 	Config    config.Config
@@ -37,6 +45,7 @@ type Deps struct {
 	Links     orders.LinkKey  // signs order page links
 	FormKey   []byte          // signs purchase form tokens
 	Sessions  CheckoutSessions
+	Refunds   Refunds // the admin's refunds; needed when the admin is on (Config.AdminPassword)
 	Logger    *slog.Logger
 	Templates fs.FS // the templates package's FS
 	Static    fs.FS // the static package's FS
@@ -58,6 +67,7 @@ type Server struct {
 	forgeries  *ratelimit.Limiter
 	forgeryLog *sampler
 	sessions   CheckoutSessions
+	refunds    Refunds
 	log        *slog.Logger
 	now        func() time.Time
 	pages      *pages
@@ -90,6 +100,9 @@ func NewServer(d Deps) (*Server, error) {
 	if d.Sessions == nil {
 		missing = append(missing, errors.New("checkout sessions client"))
 	}
+	if d.Refunds == nil && d.Config.AdminPassword != "" {
+		missing = append(missing, errors.New("refunds client (the admin refunds orders)"))
+	}
 	if d.Logger == nil {
 		missing = append(missing, errors.New("logger"))
 	}
@@ -119,6 +132,7 @@ func NewServer(d Deps) (*Server, error) {
 		forgeries:    ratelimit.New(ratelimit.Config{PerClient: forgeriesPerMinute / 60.0, PerClientBurst: forgeriesPerMinute, Now: d.Now}),
 		forgeryLog:   &sampler{perMinute: forgeryLogsPerMin},
 		sessions:     instrumented{next: d.Sessions, m: d.Metrics},
+		refunds:      instrumentedRefunds{next: d.Refunds, m: d.Metrics},
 		log:          d.Logger,
 		now:          d.Now,
 		pages:        p,
@@ -172,4 +186,17 @@ func (i instrumented) Get(id string, p *stripe.CheckoutSessionParams) (*stripe.C
 	s, err := i.next.Get(id, p)
 	i.m.Stripe("checkout_session_retrieve", time.Since(start), err)
 	return s, err
+}
+
+// instrumentedRefunds times every refund call for the metrics.
+type instrumentedRefunds struct {
+	next Refunds
+	m    *metrics.Metrics
+}
+
+func (i instrumentedRefunds) New(p *stripe.RefundParams) (*stripe.Refund, error) {
+	start := time.Now()
+	r, err := i.next.New(p)
+	i.m.Stripe("refund_create", time.Since(start), err)
+	return r, err
 }

@@ -43,7 +43,7 @@ func newBenchServer(b *testing.B) benchServer {
 	srv, err := NewServer(Deps{
 		Config: testConfig(), Catalog: catalog.Default(10), Links: testLinks, FormKey: []byte("test-form-key-0123456789abcdef!!"),
 		Orders:   orders.NewService(store, log),
-		Sessions: newFakeSessions(), Logger: log, Templates: templates.FS, Static: static.FS,
+		Sessions: newFakeSessions(), Refunds: newFakeRefunds(), Logger: log, Templates: templates.FS, Static: static.FS,
 		Metrics: metrics.New(),
 	})
 	if err != nil {
