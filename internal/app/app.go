@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/checkout/session"
 
 	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/config"
@@ -42,10 +46,11 @@ type App struct {
 	Events  reconcile.Events
 	Metrics *metrics.Metrics
 	// Outbox delivers the notifications fulfilments queue.
-	Outbox *outbox.Dispatcher
-	store  orders.Store
-	holder string
-	log    *slog.Logger
+	Outbox   *outbox.Dispatcher
+	store    orders.Store
+	sessions *session.Client // expires sessions whose hold ran out
+	holder   string
+	log      *slog.Logger
 }
 
 // Options changes how New builds the shop; the zero value is production.
@@ -96,6 +101,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		orders.OnAlarm(a.Metrics.Alarm),
 		orders.WithLiveMode(cfg.Live()),
 		orders.WithSessionTTL(cfg.SessionTTL),
+		orders.WithProcessingHold(cfg.ProcessingHold),
 		orders.OnQueued(func() { a.Outbox.Wake() }), // set below, before any write
 	)
 	key, err := a.Orders.Secret(ctx, "order-page")
@@ -121,6 +127,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if a.Outbox, err = outbox.New(outbox.Config{Queue: a.Orders, Senders: senders, Holder: a.holder, Log: log, Recorder: a.Metrics}); err != nil {
 		return nil, err
 	}
+	seeds := map[string]int64{}
+	for _, p := range cat.Products() {
+		if p.Stock != nil {
+			seeds[p.ID] = *p.Stock
+		}
+	}
+	if err := a.Orders.SeedStock(ctx, seeds); err != nil {
+		return nil, err
+	}
 	if n, err := a.Orders.FulfilPending(ctx); err != nil {
 		log.Error("fulfil paid orders left without fulfilment", "error", err)
 	} else if n > 0 {
@@ -132,6 +147,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		HTTPClient: opts.StripeHTTPClient,
 	})
 	a.Events = sc.Events
+	a.sessions = sc.CheckoutSessions
 	srv, err := web.NewServer(web.Deps{
 		Config:    cfg,
 		Catalog:   cat,
@@ -238,6 +254,60 @@ func (a *App) sweepEvery(ctx context.Context, every time.Duration) {
 	}
 }
 
+// HoldSweepInterval is how often the server gives back holds on stock past
+// their deadline.
+const HoldSweepInterval = 30 * time.Second
+
+// releaseHoldsEvery gives back, on a ticker until ctx ends, holds past their
+// deadline, one instance at a time.
+func (a *App) releaseHoldsEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := a.ReleaseHolds(ctx, every); err != nil && ctx.Err() == nil {
+				a.log.Error("sweep: holds not released; next try at the next tick", "error", err)
+			}
+		}
+	}
+}
+
+// ReleaseHolds gives back the holds on stock past their deadline (see
+// orders.Service.SweepHolds), unless another instance holds the lease.
+func (a *App) ReleaseHolds(ctx context.Context, lease time.Duration) (int, error) {
+	ok, err := a.Orders.TryLease(ctx, "holds", a.holder, lease)
+	if err != nil || !ok {
+		return 0, err
+	}
+	return a.Orders.SweepHolds(ctx, a.expireSession, 500)
+}
+
+// expireSession ends a Checkout Session at Stripe and returns its status.
+func (a *App) expireSession(ctx context.Context, id string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.Config.StripeTimeout)
+	defer cancel()
+	params := &stripe.CheckoutSessionExpireParams{}
+	params.Context = ctx
+	params.SetIdempotencyKey("expire-" + id)
+	sess, err := a.sessions.Expire(id, params)
+	if err != nil {
+		var se *stripe.Error
+		if errors.As(err, &se) && se.HTTPStatusCode == http.StatusBadRequest {
+			// Only an open session can be expired: find out what it is.
+			gp := &stripe.CheckoutSessionParams{}
+			gp.Context = ctx
+			if got, gerr := a.sessions.Get(id, gp); gerr == nil {
+				return string(got.Status), nil
+			}
+		}
+		return "", err
+	}
+	return string(sess.Status), nil
+}
+
 // instanceID names this process among the shop's instances.
 func instanceID() string {
 	host, _ := os.Hostname()
@@ -288,6 +358,7 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writ
 	}
 	jobsDone.Go(func() { a.Outbox.Run(jobs) })
 	jobsDone.Go(func() { a.sweepEvery(jobs, SweepInterval) })
+	jobsDone.Go(func() { a.releaseHoldsEvery(jobs, HoldSweepInterval) })
 
 	select {
 	case err := <-errc:

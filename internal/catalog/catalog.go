@@ -29,6 +29,9 @@ type Product struct {
 	PriceID     string `json:"priceId,omitempty"`
 	MaxQuantity int64  `json:"maxQuantity,omitempty"` // 0: the shop's default
 	Image       string `json:"image,omitempty"`       // path under /static, or an https URL
+	// Stock, when set, is how many the shop has to sell at first: the
+	// database keeps the live count from then on (absent: unlimited).
+	Stock *int64 `json:"stock,omitempty"`
 }
 
 // Catalog is the immutable list of products, in display order.
@@ -115,6 +118,9 @@ func New(products []Product, maxQuantity int64) (*Catalog, error) {
 		}
 		if p.MaxQuantity < 1 || p.MaxQuantity > 999 {
 			problems = append(problems, where+": maxQuantity must be from 1 to 999")
+		}
+		if p.Stock != nil && (*p.Stock < 0 || *p.Stock > 1_000_000_000) {
+			problems = append(problems, where+": stock must be from 0 to 1000000000")
 		}
 		c.byID[p.ID] = len(c.products)
 		c.products = append(c.products, p)

@@ -77,3 +77,19 @@ func TestLoad(t *testing.T) {
 		t.Error("Load of a missing file: got nil error, want one")
 	}
 }
+
+func TestStock(t *testing.T) {
+	c, err := Decode(strings.NewReader(`{"products":[{"id":"print","name":"Print","unitAmount":500,"currency":"usd","stock":25},
+		{"id":"mug","name":"Mug","unitAmount":900,"currency":"usd"}]}`), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := c.Product("print")
+	m, _ := c.Product("mug")
+	if p.Stock == nil || *p.Stock != 25 || m.Stock != nil {
+		t.Errorf("stock: print %v, mug %v; want 25 and unlimited", p.Stock, m.Stock)
+	}
+	if _, err := Decode(strings.NewReader(`{"products":[{"id":"x","name":"X","unitAmount":1,"currency":"usd","stock":-1}]}`), 10); err == nil {
+		t.Error("a negative stock was accepted")
+	}
+}

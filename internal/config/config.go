@@ -59,6 +59,9 @@ type Config struct {
 	// allows): its expires_at, the life of the form token that names its
 	// order, and how long a pending order is re-used.
 	SessionTTL time.Duration
+	// ProcessingHold is how long a delayed payment keeps its order's hold
+	// on stock (PROCESSING_HOLD, default 336h: 14 days).
+	ProcessingHold time.Duration
 	// LogCustomerEmails shows shoppers' email addresses in logs
 	// (LOG_CUSTOMER_EMAILS); by default they are masked, a***@example.com.
 	LogCustomerEmails bool
@@ -269,6 +272,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.LogCustomerEmails = boolVar(get("LOG_CUSTOMER_EMAILS"), "LOG_CUSTOMER_EMAILS", bad)
 	c.SessionTTL = durationRange(get("CHECKOUT_SESSION_TTL"), 30*time.Minute, 30*time.Minute, 24*time.Hour, "CHECKOUT_SESSION_TTL", bad)
+	c.ProcessingHold = durationRange(get("PROCESSING_HOLD"), 14*24*time.Hour, time.Hour, 60*24*time.Hour, "PROCESSING_HOLD", bad)
 	if c.Live() {
 		liveProblems(c, bad)
 	}

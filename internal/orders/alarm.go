@@ -32,6 +32,9 @@ const (
 	AlarmPaidTwice = "paid_twice"
 	// AlarmDispute: a dispute awaits the shop's response, by its deadline.
 	AlarmDispute = "dispute"
+	// AlarmOversold: an order was paid after its hold ended and its stock
+	// is gone; it is not fulfilled.
+	AlarmOversold = "oversold"
 )
 
 // AlarmFilter narrows Store.Alarms.

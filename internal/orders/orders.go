@@ -109,6 +109,10 @@ type Order struct {
 	Refunds []Refund `json:"refunds"`
 	// Dispute is the charge's dispute, if the shopper opened one.
 	Dispute *Dispute `json:"dispute,omitempty"`
+	// HoldState is the order's hold on limited stock (see the Hold
+	// constants); HoldUntil when it ends unless the order is paid.
+	HoldState string     `json:"hold,omitempty"`
+	HoldUntil *time.Time `json:"holdUntil,omitempty"`
 	// Payment is the payment's own state, which the state machine moves;
 	// Status shows it with the refunds and dispute on top.
 	Payment Status `json:"-"`

@@ -23,6 +23,7 @@ const (
 	NotifyOrderPartiallyRefunded = "order.partially_refunded" // some of it did
 	NotifyDisputeOpened          = "order.dispute_opened"
 	NotifyDisputeClosed          = "order.dispute_closed"
+	NotifyOrderNeedsReview       = "order.needs_review" // paid, but a person must act (out of stock)
 )
 
 // audience says who beside the order webhook hears of each type: the
@@ -33,7 +34,7 @@ func audience(typ string) (customer, owner bool) {
 		return true, true
 	case NotifyOrderRefunded, NotifyOrderPartiallyRefunded:
 		return true, false
-	case NotifyDisputeOpened, NotifyDisputeClosed:
+	case NotifyDisputeOpened, NotifyDisputeClosed, NotifyOrderNeedsReview:
 		return false, true
 	}
 	return false, false

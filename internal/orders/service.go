@@ -27,17 +27,18 @@ import (
 // the success page and the periodic sweep all go through here, so whichever
 // comes first does the work and the others find nothing left to do.
 type Service struct {
-	store        Store
-	log          *slog.Logger
-	now          func() time.Time
-	channels     Channels
-	onFulfilled  func(Order)
-	onQueued     func()
-	onStoreError func(op string)
-	onAlarm      func(Alarm)
-	live         bool
-	sessionTTL   time.Duration
-	writeTimeout time.Duration
+	store          Store
+	log            *slog.Logger
+	now            func() time.Time
+	channels       Channels
+	onFulfilled    func(Order)
+	onQueued       func()
+	onStoreError   func(op string)
+	onAlarm        func(Alarm)
+	live           bool
+	sessionTTL     time.Duration
+	processingHold time.Duration
+	writeTimeout   time.Duration
 
 	mu        sync.Mutex
 	lastWrite error // the latest write's store failure, or nil
@@ -68,6 +69,12 @@ func OnAlarm(f func(Alarm)) ServiceOption { return func(s *Service) { s.onAlarm 
 // long after it was placed, while its session can still be paid.
 func WithSessionTTL(d time.Duration) ServiceOption { return func(s *Service) { s.sessionTTL = d } }
 
+// WithProcessingHold says how long a delayed payment keeps its order's hold
+// on stock (PROCESSING_HOLD, default 14 days).
+func WithProcessingHold(d time.Duration) ServiceOption {
+	return func(s *Service) { s.processingHold = d }
+}
+
 // WithLiveMode says the shop runs with live keys: events from test mode are
 // then stored and never applied (and the reverse without it).
 func WithLiveMode(live bool) ServiceOption { return func(s *Service) { s.live = live } }
@@ -81,7 +88,7 @@ func NewService(store Store, log *slog.Logger, opts ...ServiceOption) *Service {
 	s := &Service{
 		store: store, log: log, now: time.Now,
 		onFulfilled: func(Order) {}, onQueued: func() {}, onStoreError: func(string) {}, onAlarm: func(Alarm) {},
-		writeTimeout: 30 * time.Second, sessionTTL: 30 * time.Minute,
+		writeTimeout: 30 * time.Second, sessionTTL: 30 * time.Minute, processingHold: DefaultProcessingHold,
 	}
 	for _, o := range opts {
 		o(s)
@@ -225,20 +232,36 @@ func (s *Service) PlaceOrder(ctx context.Context, p Placement) (o Order, reused 
 	}
 	err = s.write(ctx, "create_order", func(ctx context.Context, tx Tx, _ *effects) error {
 		reused = false
-		err := tx.InsertOrder(ctx, o)
-		if !errors.Is(err, ErrDuplicate) {
-			return err
+		placed := o
+		err := tx.InsertOrder(ctx, placed)
+		if errors.Is(err, ErrDuplicate) {
+			existing, lookErr := tx.Order(ctx, placed.ID)
+			if lookErr != nil {
+				return lookErr
+			}
+			if existing.Status == StatusPending && now.Before(existing.CreatedAt.Add(s.sessionTTL)) {
+				o, reused = existing, true
+				return nil
+			}
+			placed.ID = NewID() // the earlier order went on: a new purchase
+			err = tx.InsertOrder(ctx, placed)
 		}
-		existing, err := tx.Order(ctx, o.ID)
 		if err != nil {
 			return err
 		}
-		if existing.Status == StatusPending && now.Before(existing.CreatedAt.Add(s.sessionTTL)) {
-			o, reused = existing, true
-			return nil
+		// The order's lines are held from the stock in the same write, for
+		// as long as its session can be paid; short of stock, the write
+		// rolls back and no order is placed.
+		if err := hold(ctx, tx, &placed, SessionExpiry(placed.CreatedAt, s.sessionTTL)); err != nil {
+			return err
 		}
-		o.ID = NewID()
-		return tx.InsertOrder(ctx, o)
+		if placed.HoldState != HoldNone {
+			if err := tx.UpdateOrder(ctx, &placed); err != nil {
+				return err
+			}
+		}
+		o = placed
+		return nil
 	})
 	if err != nil {
 		return Order{}, false, fmt.Errorf("place order: %w", err)
@@ -598,6 +621,9 @@ func (s *Service) observe(ctx context.Context, tx Tx, o Order, eventType string,
 	}
 	if next.SessionID != o.SessionID {
 		changed = true
+	}
+	if err := s.settleHold(ctx, tx, o, &next, now, fx); err != nil {
+		return Order{}, err
 	}
 	fulfilled, err := s.fulfil(ctx, tx, &next, now, fx)
 	if err != nil {

@@ -40,6 +40,11 @@ type Store interface {
 	OutboxStats(ctx context.Context) (OutboxStats, error)
 	// Alarms returns alarms, newest first, within f's limit.
 	Alarms(ctx context.Context, f AlarmFilter) ([]Alarm, error)
+	// StockLevels returns every product's stock row, by product id.
+	StockLevels(ctx context.Context) ([]StockLevel, error)
+	// DueHolds returns up to limit orders whose hold is still held and
+	// ended at or before now, the longest overdue first.
+	DueHolds(ctx context.Context, now time.Time, limit int) ([]Order, error)
 
 	// TryLease takes the named lease for holder for ttl if it is free,
 	// expired or already holder's, and reports whether holder has it.
@@ -90,6 +95,12 @@ type Tx interface {
 	PutSetting(ctx context.Context, name string, value []byte) error
 	// InsertAlarm raises an alarm; an id already raised is left as it is.
 	InsertAlarm(ctx context.Context, a Alarm) error
+	// StockLevel returns a product's stock row, or an error wrapping
+	// ErrNotFound; the row stays locked until the transaction ends.
+	StockLevel(ctx context.Context, productID string) (StockLevel, error)
+	// PutStockLevel writes a product's stock row. The store refuses a
+	// negative count, so no mistake can sell what is not there.
+	PutStockLevel(ctx context.Context, l StockLevel) error
 	// ResolveAlarm marks an open alarm resolved at at; an unknown or
 	// resolved one is left as it is.
 	ResolveAlarm(ctx context.Context, id string, at time.Time) error

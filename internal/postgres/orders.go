@@ -16,7 +16,7 @@ import (
 
 const orderColumns = `id, status, items, amount_total, currency, session_id, email, review,
 	created_at, updated_at, paid_at, fulfilled_at, version,
-	payment_state, payment_intent_id, amount_paid, amount_refunded, refunds, dispute, refunds_as_of, charge_refunded`
+	payment_state, payment_intent_id, amount_paid, amount_refunded, refunds, dispute, refunds_as_of, charge_refunded, hold_state, hold_until`
 
 const notificationColumns = `id, order_id, type, channel, recipient, status, attempts, last_error,
 	next_attempt_at, created_at, delivered_at, deadline, claimed_by, claimed_until, payload`
@@ -55,6 +55,59 @@ func (t tx) OrderByPaymentIntent(ctx context.Context, id string) (orders.Order, 
 	return getOrder(ctx, t.t, "payment_intent_id = $1 ORDER BY created_at, id LIMIT 1 FOR UPDATE", id)
 }
 
+func (t tx) StockLevel(ctx context.Context, productID string) (orders.StockLevel, error) {
+	l, err := scanStock(t.t.QueryRow(ctx, `SELECT product_id, available, held, sold FROM stock WHERE product_id = $1 FOR UPDATE`, productID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return orders.StockLevel{}, fmt.Errorf("stock of %s: %w", productID, orders.ErrNotFound)
+	}
+	return l, err
+}
+
+// PutStockLevel writes a product's stock row. A first row for a product
+// that two instances insert at once waits on the primary key and then
+// updates, so both see the same count.
+func (t tx) PutStockLevel(ctx context.Context, l orders.StockLevel) error {
+	_, err := t.t.Exec(ctx, `INSERT INTO stock (product_id, available, held, sold) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (product_id) DO UPDATE SET available = EXCLUDED.available, held = EXCLUDED.held, sold = EXCLUDED.sold`,
+		l.ProductID, l.Stock, l.Held, l.Sold)
+	return err
+}
+
+func scanStock(row pgx.Row) (orders.StockLevel, error) {
+	var l orders.StockLevel
+	if err := row.Scan(&l.ProductID, &l.Stock, &l.Held, &l.Sold); err != nil {
+		return orders.StockLevel{}, err
+	}
+	return l, nil
+}
+
+// StockLevels returns every product's stock row, by product id.
+func (s *Store) StockLevels(ctx context.Context) ([]orders.StockLevel, error) {
+	rows, err := s.pool.Query(ctx, `SELECT product_id, available, held, sold FROM stock ORDER BY product_id`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: stock: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.StockLevel, error) { return scanStock(r) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: stock: %w", err)
+	}
+	return list, nil
+}
+
+// DueHolds returns the held orders whose hold ended at or before now.
+func (s *Store) DueHolds(ctx context.Context, now time.Time, limit int) ([]orders.Order, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders
+		WHERE hold_state = 'held' AND hold_until <= $1 ORDER BY hold_until, id LIMIT $2`, micros(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: due holds: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Order, error) { return scanOrder(r) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: due holds: %w", err)
+	}
+	return list, nil
+}
+
 func (t tx) ResolveAlarm(ctx context.Context, id string, at time.Time) error {
 	_, err := t.t.Exec(ctx, `UPDATE alarms SET resolved_at = $1 WHERE id = $2 AND resolved_at IS NULL`, micros(at), id)
 	return err
@@ -91,10 +144,10 @@ func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
 		return err
 	}
 	tag, err := t.t.Exec(ctx, `INSERT INTO orders (`+orderColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (id) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (id) DO NOTHING`,
 		o.ID, string(o.Status), items, o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
 		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt),
-		string(o.PaymentState()), nullString(o.PaymentIntentID), o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded)
+		string(o.PaymentState()), nullString(o.PaymentIntentID), o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.HoldState, nullTime(o.HoldUntil))
 	if err != nil {
 		return err
 	}
@@ -111,11 +164,11 @@ func (t tx) UpdateOrder(ctx context.Context, o *orders.Order) error {
 	}
 	tag, err := t.t.Exec(ctx, `UPDATE orders SET status = $1, session_id = $2, email = $3, review = $4,
 		updated_at = $5, paid_at = $6, fulfilled_at = $7, payment_state = $8, payment_intent_id = $9,
-		amount_paid = $10, amount_refunded = $11, refunds = $12, dispute = $13, refunds_as_of = $14, charge_refunded = $15, version = version + 1
-		WHERE id = $16 AND version = $17`,
+		amount_paid = $10, amount_refunded = $11, refunds = $12, dispute = $13, refunds_as_of = $14, charge_refunded = $15, hold_state = $16, hold_until = $17, version = version + 1
+		WHERE id = $18 AND version = $19`,
 		string(o.Status), nullString(o.SessionID), o.Email, o.Review, micros(o.UpdatedAt),
 		nullTime(o.PaidAt), nullTime(o.FulfilledAt), string(o.PaymentState()), nullString(o.PaymentIntentID),
-		o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.ID, o.Version)
+		o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.HoldState, nullTime(o.HoldUntil), o.ID, o.Version)
 	if err != nil {
 		if isUniqueViolation(err) {
 			return fmt.Errorf("update order %s: session %s belongs to another order: %w", o.ID, o.SessionID, err)
@@ -357,10 +410,11 @@ func scanOrder(row pgx.Row) (orders.Order, error) {
 		dispute         []byte
 		session, pi     *string
 		paid, fulfilled *time.Time
+		holdUntil       *time.Time
 	)
 	err := row.Scan(&o.ID, &status, &items, &o.AmountTotal, &o.Currency, &session, &o.Email, &o.Review,
 		&o.CreatedAt, &o.UpdatedAt, &paid, &fulfilled, &o.Version,
-		&payment, &pi, &o.AmountPaid, &o.AmountRefunded, &refunds, &dispute, &o.RefundsAsOf, &o.ChargeRefunded)
+		&payment, &pi, &o.AmountPaid, &o.AmountRefunded, &refunds, &dispute, &o.RefundsAsOf, &o.ChargeRefunded, &o.HoldState, &holdUntil)
 	if err != nil {
 		return orders.Order{}, err
 	}
@@ -382,6 +436,7 @@ func scanOrder(row pgx.Row) (orders.Order, error) {
 		o.PaymentIntentID = *pi
 	}
 	o.Status, o.Payment = orders.Status(status), orders.Status(payment)
+	o.HoldUntil = utcPtr(holdUntil)
 	if session != nil {
 		o.SessionID = *session
 	}

@@ -15,7 +15,7 @@ import (
 
 const orderColumns = `id, status, items, amount_total, currency, session_id, email, review,
 	created_at, updated_at, paid_at, fulfilled_at, version,
-	payment_state, payment_intent_id, amount_paid, amount_refunded, refunds, dispute, refunds_as_of, charge_refunded`
+	payment_state, payment_intent_id, amount_paid, amount_refunded, refunds, dispute, refunds_as_of, charge_refunded, hold_state, hold_until`
 
 const notificationColumns = `id, order_id, type, channel, recipient, status, attempts, last_error,
 	next_attempt_at, created_at, delivered_at, deadline, claimed_by, claimed_until, payload`
@@ -23,14 +23,17 @@ const notificationColumns = `id, order_id, type, channel, recipient, status, att
 // The statements of the hot paths, prepared once by Open (see statements).
 const (
 	qInsertOrder = `INSERT INTO orders (` + orderColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 	qOrderByPI    = `SELECT ` + orderColumns + ` FROM orders WHERE payment_intent_id = ? ORDER BY created_at, id LIMIT 1`
 	qResolveAlarm = `UPDATE alarms SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL`
-	qOrderByID    = `SELECT ` + orderColumns + ` FROM orders WHERE id = ?`
-	qOrderBySess  = `SELECT ` + orderColumns + ` FROM orders WHERE session_id = ?`
-	qUpdateOrder  = `UPDATE orders SET status = ?, session_id = ?, email = ?, review = ?, updated_at = ?,
+	qStockLevel   = `SELECT product_id, available, held, sold FROM stock WHERE product_id = ?`
+	qPutStock     = `INSERT INTO stock (product_id, available, held, sold) VALUES (?, ?, ?, ?)
+		ON CONFLICT (product_id) DO UPDATE SET available = excluded.available, held = excluded.held, sold = excluded.sold`
+	qOrderByID   = `SELECT ` + orderColumns + ` FROM orders WHERE id = ?`
+	qOrderBySess = `SELECT ` + orderColumns + ` FROM orders WHERE session_id = ?`
+	qUpdateOrder = `UPDATE orders SET status = ?, session_id = ?, email = ?, review = ?, updated_at = ?,
 		paid_at = ?, fulfilled_at = ?, payment_state = ?, payment_intent_id = ?, amount_paid = ?,
-		amount_refunded = ?, refunds = ?, dispute = ?, refunds_as_of = ?, charge_refunded = ?, version = version + 1
+		amount_refunded = ?, refunds = ?, dispute = ?, refunds_as_of = ?, charge_refunded = ?, hold_state = ?, hold_until = ?, version = version + 1
 		WHERE id = ? AND version = ?`
 	qInsertEvent = `INSERT INTO events (id, type, api_version, session_id, order_id, outcome, created_at, received_at, payload)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
@@ -55,7 +58,7 @@ const (
 )
 
 var (
-	writeQueries = []string{qInsertOrder, qOrderByID, qOrderBySess, qOrderByPI, qUpdateOrder, qResolveAlarm, qInsertEvent,
+	writeQueries = []string{qInsertOrder, qOrderByID, qOrderBySess, qOrderByPI, qUpdateOrder, qResolveAlarm, qStockLevel, qPutStock, qInsertEvent,
 		qInsertNotification, qNotification, qUpdateNotification, qClaim, qSettingInsert, qSetting, qPutSetting, qLease, qInsertAlarm,
 		qSavepoint, qRelease, qRollbackTo}
 	readQueries = []string{qOrderByID, qOrderBySess}
@@ -91,6 +94,54 @@ func (t tx) OrderBySession(ctx context.Context, sessionID string) (orders.Order,
 
 func (t tx) OrderByPaymentIntent(ctx context.Context, id string) (orders.Order, error) {
 	return getOrder(ctx, t.c, qOrderByPI, id)
+}
+
+func (t tx) StockLevel(ctx context.Context, productID string) (orders.StockLevel, error) {
+	l, err := scanStock(t.c.QueryRowContext(ctx, qStockLevel, productID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return orders.StockLevel{}, fmt.Errorf("stock of %s: %w", productID, orders.ErrNotFound)
+	}
+	return l, err
+}
+
+func (t tx) PutStockLevel(ctx context.Context, l orders.StockLevel) error {
+	var available sql.NullInt64
+	if l.Stock != nil {
+		available = sql.NullInt64{Int64: *l.Stock, Valid: true}
+	}
+	_, err := t.c.ExecContext(ctx, qPutStock, l.ProductID, available, l.Held, l.Sold)
+	return err
+}
+
+func scanStock(row scanner) (orders.StockLevel, error) {
+	var l orders.StockLevel
+	var available sql.NullInt64
+	if err := row.Scan(&l.ProductID, &available, &l.Held, &l.Sold); err != nil {
+		return orders.StockLevel{}, err
+	}
+	if available.Valid {
+		l.Stock = &available.Int64
+	}
+	return l, nil
+}
+
+// StockLevels returns every product's stock row, by product id.
+func (s *Store) StockLevels(ctx context.Context) ([]orders.StockLevel, error) {
+	list, err := queryAll(ctx, s.r, `SELECT product_id, available, held, sold FROM stock ORDER BY product_id`, nil, scanStock)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: stock: %w", err)
+	}
+	return list, nil
+}
+
+// DueHolds returns the held orders whose hold ended at or before now.
+func (s *Store) DueHolds(ctx context.Context, now time.Time, limit int) ([]orders.Order, error) {
+	list, err := queryAll(ctx, s.r, `SELECT `+orderColumns+` FROM orders
+		WHERE hold_state = 'held' AND hold_until <= ? ORDER BY hold_until, id LIMIT ?`, []any{micros(now), limit}, scanOrder)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: due holds: %w", err)
+	}
+	return list, nil
 }
 
 func (t tx) ResolveAlarm(ctx context.Context, id string, at time.Time) error {
@@ -130,7 +181,7 @@ func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
 	res, err := t.c.ExecContext(ctx, qInsertOrder,
 		o.ID, o.Status, items, o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
 		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt),
-		o.PaymentState(), nullString(o.PaymentIntentID), o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded)
+		o.PaymentState(), nullString(o.PaymentIntentID), o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.HoldState, nullTime(o.HoldUntil))
 	if err != nil {
 		return err
 	}
@@ -148,7 +199,7 @@ func (t tx) UpdateOrder(ctx context.Context, o *orders.Order) error {
 	res, err := t.c.ExecContext(ctx, qUpdateOrder,
 		o.Status, nullString(o.SessionID), o.Email, o.Review, micros(o.UpdatedAt),
 		nullTime(o.PaidAt), nullTime(o.FulfilledAt), o.PaymentState(), nullString(o.PaymentIntentID), o.AmountPaid,
-		o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.ID, o.Version)
+		o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.HoldState, nullTime(o.HoldUntil), o.ID, o.Version)
 	if err != nil {
 		return err
 	}
@@ -387,11 +438,12 @@ func scanOrder(row scanner) (orders.Order, error) {
 		session, pi, disp sql.NullString
 		created, updated  int64
 		paid, fulfilled   sql.NullInt64
+		holdUntil         sql.NullInt64
 		payment           string
 	)
 	err := row.Scan(&o.ID, &o.Status, &items, &o.AmountTotal, &o.Currency, &session, &o.Email, &o.Review,
 		&created, &updated, &paid, &fulfilled, &o.Version,
-		&payment, &pi, &o.AmountPaid, &o.AmountRefunded, &refunds, &disp, &o.RefundsAsOf, &o.ChargeRefunded)
+		&payment, &pi, &o.AmountPaid, &o.AmountRefunded, &refunds, &disp, &o.RefundsAsOf, &o.ChargeRefunded, &o.HoldState, &holdUntil)
 	if err != nil {
 		return orders.Order{}, err
 	}
@@ -410,6 +462,7 @@ func scanOrder(row scanner) (orders.Order, error) {
 		}
 	}
 	o.Payment, o.PaymentIntentID = orders.Status(payment), pi.String
+	o.HoldUntil = timePtr(holdUntil)
 	o.SessionID = session.String
 	o.CreatedAt, o.UpdatedAt = fromMicros(created), fromMicros(updated)
 	o.PaidAt, o.FulfilledAt = timePtr(paid), timePtr(fulfilled)

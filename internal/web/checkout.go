@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/stripe/stripe-go/v76"
 
@@ -166,7 +165,7 @@ func (s *Server) sessionParams(ctx context.Context, o orders.Order, p catalog.Pr
 	// session's completion is seen.
 	params.PaymentIntentData = &stripe.CheckoutSessionPaymentIntentDataParams{}
 	params.PaymentIntentData.AddMetadata("order_id", o.ID)
-	params.ExpiresAt = stripe.Int64(sessionExpiry(o.CreatedAt, s.cfg.SessionTTL).Unix())
+	params.ExpiresAt = stripe.Int64(orders.SessionExpiry(o.CreatedAt, s.cfg.SessionTTL).Unix())
 	// One session per order, however often the call is retried.
 	params.SetIdempotencyKey("checkout-session-" + o.ID)
 	opts := s.cfg.Checkout
@@ -185,17 +184,6 @@ func (s *Server) sessionParams(ctx context.Context, o orders.Order, p catalog.Pr
 		params.BillingAddressCollection = stripe.String(string(stripe.CheckoutSessionBillingAddressCollectionRequired))
 	}
 	return params
-}
-
-// sessionExpiry is when the session of an order placed at placed stops
-// taking payment: ttl (CHECKOUT_SESSION_TTL) after the order, kept two
-// minutes inside Stripe's bounds (30 minutes to 24 hours after the
-// session's creation) for clocks that disagree and a slow first attempt.
-// It depends on the order alone, so a retried creation sends the same
-// parameters under the same idempotency key.
-func sessionExpiry(placed time.Time, ttl time.Duration) time.Time {
-	const margin = 2 * time.Minute
-	return placed.Add(min(max(ttl, 30*time.Minute+margin), 24*time.Hour-margin))
 }
 
 // stripeErr describes a failed Stripe call for the log: the error type, code,
