@@ -73,6 +73,11 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 		{"Unattributed", testUnattributed},
 		{"AdaptivePricing", testAdaptivePricing},
 		{"PlaceOrderReuseWindow", testPlaceOrderReuseWindow},
+		{"SeedStock", testSeedStock},
+		{"HoldOnPlacement", testHoldOnPlacement},
+		{"ConcurrentHolds", testConcurrentHolds},
+		{"HoldPaths", testHoldPaths},
+		{"Restock", testRestock},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
