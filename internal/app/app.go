@@ -62,6 +62,9 @@ type Options struct {
 	StripeHTTPClient *http.Client
 	// OutboxHTTPClient replaces the HTTP client of the order webhook.
 	OutboxHTTPClient *http.Client
+	// Now replaces the orders' clock (tests move time on to a hold's
+	// deadline); nil is time.Now.
+	Now func() time.Time
 }
 
 // SweepInterval is how often the server completes paid orders whose
@@ -94,7 +97,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if opts.OnFulfilled != nil {
 		onFulfilled = func(o orders.Order) { a.Metrics.Fulfilled(); opts.OnFulfilled(o) }
 	}
-	a.Orders = orders.NewService(store, log,
+	svcOpts := []orders.ServiceOption{
 		orders.WithChannels(orders.Channels{Webhook: f.WebhookURL != "", EmailCustomer: f.SMTP != nil, OwnerEmail: f.OwnerEmail}),
 		orders.OnFulfilled(onFulfilled),
 		orders.OnStoreError(a.Metrics.StoreError),
@@ -103,7 +106,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		orders.WithSessionTTL(cfg.SessionTTL),
 		orders.WithProcessingHold(cfg.ProcessingHold),
 		orders.OnQueued(func() { a.Outbox.Wake() }), // set below, before any write
-	)
+	}
+	if opts.Now != nil {
+		svcOpts = append(svcOpts, orders.WithClock(opts.Now))
+	}
+	a.Orders = orders.NewService(store, log, svcOpts...)
 	key, err := a.Orders.Secret(ctx, "order-page")
 	if err != nil {
 		return nil, err

@@ -2,9 +2,7 @@ package postgres_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,13 +11,11 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/shopcheckout/shop/internal/app"
@@ -59,36 +55,6 @@ func (f *fakeStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// freshSchema returns the test server's URL with a new schema on the search
-// path, dropped when the test ends.
-func freshSchema(t *testing.T) string {
-	t.Helper()
-	base := testenv.Postgres(t)
-	var b [6]byte
-	rand.Read(b[:])
-	name := "shop_i_" + hex.EncodeToString(b[:])
-	exec := func(sql string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("CREATE SCHEMA " + name)
-	t.Cleanup(func() { exec("DROP SCHEMA " + name + " CASCADE") })
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", name)
-	q.Set("pool_max_conns", "8")
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // fulfilments counts fulfilments per order, across instances.
 type fulfilments struct {
 	mu sync.Mutex
@@ -105,7 +71,7 @@ func (f *fulfilments) add(o orders.Order) {
 // them the same duplicated, shuffled event stream at once, while shoppers
 // load the success pages of both: every paid order is fulfilled once.
 func TestTwoInstancesExactlyOnce(t *testing.T) {
-	dbURL := freshSchema(t)
+	dbURL := testenv.PostgresSchema(t, 8)
 	stripeSrv := httptest.NewServer(&fakeStripe{byKey: map[string]string{}})
 	defer stripeSrv.Close()
 	ful := &fulfilments{n: map[string]int{}}

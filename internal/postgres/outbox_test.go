@@ -24,6 +24,7 @@ import (
 	"github.com/shopcheckout/shop/internal/outbox"
 	"github.com/shopcheckout/shop/internal/postgres"
 	"github.com/shopcheckout/shop/internal/storetest"
+	"github.com/shopcheckout/shop/internal/testenv"
 )
 
 // fulfilSecret signs the order webhooks of these tests.
@@ -190,7 +191,7 @@ func seedOrders(t testing.TB, dbURL, prefix string, n int) []orders.Order {
 // redeliveries stay under 1%, and every notification row ends delivered.
 func TestOutboxTwoInstances(t *testing.T) {
 	const total = 2000
-	dbURL := freshSchema(t)
+	dbURL := testenv.PostgresSchema(t, 8)
 	list := seedOrders(t, dbURL, "out", total)
 	rc := newOrderReceiver(t)
 	recv := httptest.NewServer(rc)
@@ -319,7 +320,7 @@ func TestOutboxTwoInstances(t *testing.T) {
 // before recording anything is not sent while the claim lasts, and a live
 // instance's dispatcher delivers it once the claim has run out.
 func TestOutboxTakeover(t *testing.T) {
-	dbURL := freshSchema(t)
+	dbURL := testenv.PostgresSchema(t, 8)
 	o := seedOrders(t, dbURL, "take", 1)[0]
 	rc := newOrderReceiver(t)
 	recv := httptest.NewServer(rc)
