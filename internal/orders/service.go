@@ -739,14 +739,6 @@ func (s *Service) OrderBySession(ctx context.Context, sessionID string) (Order, 
 	return s.store.OrderBySession(ctx, sessionID)
 }
 
-// ListOrders returns orders, newest first.
-func (s *Service) ListOrders(ctx context.Context, f ListFilter) ([]Order, error) {
-	if f.Status != "" && !f.Status.Valid() {
-		return nil, ruleErr("invalid status %q", f.Status)
-	}
-	return s.store.ListOrders(ctx, f)
-}
-
 // Notifications returns the notifications of the given orders, oldest
 // first.
 func (s *Service) Notifications(ctx context.Context, orderIDs []string) ([]Notification, error) {

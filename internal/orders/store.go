@@ -26,6 +26,11 @@ type Store interface {
 	// Unfulfilled lists the ids of paid orders not yet fulfilled, oldest
 	// order first.
 	Unfulfilled(ctx context.Context) ([]string, error)
+	// OrderEvents returns the events stored for an order, without their
+	// payloads, in the order they were received.
+	OrderEvents(ctx context.Context, orderID string) ([]EventRecord, error)
+	// Sales sums, per currency, the orders paid at or after since.
+	Sales(ctx context.Context, since time.Time) ([]Sales, error)
 
 	// Notifications returns the notifications of the given orders, oldest
 	// first.
@@ -153,10 +158,19 @@ func (r ApplyResult) Outcome() string {
 	return r.Stored
 }
 
-// ListFilter narrows ListOrders.
+// ListFilter narrows ListOrders. Every field left zero narrows nothing.
 type ListFilter struct {
 	Status Status // "" for every status
 	Limit  int    // how many: 0 or less means DefaultListLimit, more than MaxListLimit means MaxListLimit
+	// After lists only the orders after it in the list's order (older, or
+	// as old with a smaller id): the next page of a list that ended there.
+	After *Cursor
+	// From and To keep orders created at or after From and before To.
+	From, To time.Time
+	// Query keeps the orders whose id, Checkout Session id or
+	// PaymentIntent id is Query, or whose email contains it, ignoring
+	// case.
+	Query string
 }
 
 // Limits of ListOrders, the same in every store.

@@ -306,11 +306,36 @@ func (s *Store) OrderBySession(ctx context.Context, sessionID string) (orders.Or
 // ListOrders returns orders newest first (the greater id first among orders
 // created at the same time), within f.Bound().
 func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.Order, error) {
-	query, args := `SELECT `+orderColumns+` FROM orders`, []any{}
-	if f.Status != "" {
-		query, args = query+` WHERE status = $1`, append(args, string(f.Status))
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
 	}
-	query, args = query+fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)+1), append(args, f.Bound())
+	if f.Status != "" {
+		where = append(where, `status = `+arg(string(f.Status)))
+	}
+	if !f.From.IsZero() {
+		where = append(where, `created_at >= `+arg(f.From))
+	}
+	if !f.To.IsZero() {
+		where = append(where, `created_at < `+arg(f.To))
+	}
+	if f.After != nil {
+		where = append(where, `(created_at, id) < (`+arg(f.After.CreatedAt)+`, `+arg(f.After.ID)+`)`)
+	}
+	if f.Query != "" {
+		// The ids exactly; the email through the trigram index, where
+		// ILIKE finds a substring once its wildcards are escaped.
+		q := arg(f.Query)
+		where = append(where, `(id = `+q+` OR session_id = `+q+` OR payment_intent_id = `+q+
+			` OR email ILIKE `+arg("%"+likeEscaper.Replace(f.Query)+"%")+`)`)
+	}
+	query := `SELECT ` + orderColumns + ` FROM orders`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	query += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(f.Bound())
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list orders: %w", err)
@@ -318,6 +343,46 @@ func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.O
 	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orders.Order, error) { return scanOrder(row) })
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list orders: %w", err)
+	}
+	return list, nil
+}
+
+// likeEscaper escapes LIKE's wildcards and its escape character.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// OrderEvents returns an order's events, without payloads, as received.
+func (s *Store) OrderEvents(ctx context.Context, orderID string) ([]orders.EventRecord, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, type, api_version, session_id, outcome, created_at, received_at
+		FROM events WHERE order_id = $1 ORDER BY received_at, id`, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: events of %s: %w", orderID, err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orders.EventRecord, error) {
+		e := orders.EventRecord{OrderID: orderID}
+		err := row.Scan(&e.ID, &e.Type, &e.APIVersion, &e.SessionID, &e.Outcome, &e.Created, &e.Received)
+		e.Created, e.Received = e.Created.UTC(), e.Received.UTC()
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: events of %s: %w", orderID, err)
+	}
+	return list, nil
+}
+
+// Sales sums the orders paid since since, per currency.
+func (s *Store) Sales(ctx context.Context, since time.Time) ([]orders.Sales, error) {
+	rows, err := s.pool.Query(ctx, `SELECT currency, count(*),
+		sum(CASE WHEN amount_paid > 0 THEN amount_paid ELSE amount_total END), sum(amount_refunded)
+		FROM orders WHERE paid_at >= $1 GROUP BY currency ORDER BY currency`, since)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: sales: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orders.Sales, error) {
+		var v orders.Sales
+		return v, row.Scan(&v.Currency, &v.Orders, &v.Paid, &v.Refunded)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: sales: %w", err)
 	}
 	return list, nil
 }

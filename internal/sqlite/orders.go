@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shopcheckout/shop/internal/orders"
 )
@@ -318,14 +319,75 @@ func (s *Store) OrderBySession(ctx context.Context, sessionID string) (orders.Or
 
 // ListOrders returns orders newest first, within f.Bound().
 func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.Order, error) {
-	query, args := `SELECT `+orderColumns+` FROM orders`, []any{}
+	var where []string
+	var args []any
 	if f.Status != "" {
-		query, args = query+` WHERE status = ?`, append(args, f.Status)
+		where, args = append(where, `status = ?`), append(args, f.Status)
 	}
-	query, args = query+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, f.Bound())
+	if !f.From.IsZero() {
+		where, args = append(where, `created_at >= ?`), append(args, micros(f.From))
+	}
+	if !f.To.IsZero() {
+		where, args = append(where, `created_at < ?`), append(args, micros(f.To))
+	}
+	if f.After != nil {
+		where, args = append(where, `(created_at, id) < (?, ?)`), append(args, micros(f.After.CreatedAt), f.After.ID)
+	}
+	order := `created_at DESC, id DESC`
+	if f.Query != "" {
+		// The ids are looked up exactly; the email through the trigram
+		// index (three letters or more), whose LIKE may let through more
+		// than the substring (a "_" or "%" in it), so instr decides.
+		email := `instr(lower(email), lower(?)) > 0`
+		emailArgs := []any{f.Query}
+		if utf8.RuneCountInString(f.Query) >= 3 {
+			email = `id IN (SELECT order_id FROM order_emails WHERE n IN
+				(SELECT rowid FROM order_emails_fts WHERE email LIKE ?) AND instr(lower(email), lower(?)) > 0)`
+			emailArgs = []any{"%" + f.Query + "%", f.Query}
+		}
+		where = append(where, `(id = ? OR session_id = ? OR payment_intent_id = ? OR `+email+`)`)
+		args = append(append(args, f.Query, f.Query, f.Query), emailArgs...)
+		// Sorting the few matches beats walking the whole list in order.
+		order = `+created_at DESC, id DESC`
+	}
+	query := `SELECT ` + orderColumns + ` FROM orders`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	query, args = query+` ORDER BY `+order+` LIMIT ?`, append(args, f.Bound())
 	list, err := queryAll(ctx, s.r, query, args, scanOrder)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list orders: %w", err)
+	}
+	return list, nil
+}
+
+// OrderEvents returns an order's events, without payloads, as received.
+func (s *Store) OrderEvents(ctx context.Context, orderID string) ([]orders.EventRecord, error) {
+	list, err := queryAll(ctx, s.r, `SELECT id, type, api_version, session_id, outcome, created_at, received_at
+		FROM events WHERE order_id = ? ORDER BY received_at, id`, []any{orderID}, func(r scanner) (orders.EventRecord, error) {
+		e := orders.EventRecord{OrderID: orderID}
+		var created, received int64
+		err := r.Scan(&e.ID, &e.Type, &e.APIVersion, &e.SessionID, &e.Outcome, &created, &received)
+		e.Created, e.Received = fromMicros(created), fromMicros(received)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: events of %s: %w", orderID, err)
+	}
+	return list, nil
+}
+
+// Sales sums the orders paid since since, per currency.
+func (s *Store) Sales(ctx context.Context, since time.Time) ([]orders.Sales, error) {
+	list, err := queryAll(ctx, s.r, `SELECT currency, count(*),
+		sum(CASE WHEN amount_paid > 0 THEN amount_paid ELSE amount_total END), sum(amount_refunded)
+		FROM orders WHERE paid_at >= ? GROUP BY currency ORDER BY currency`, []any{micros(since)}, func(r scanner) (orders.Sales, error) {
+		var v orders.Sales
+		return v, r.Scan(&v.Currency, &v.Orders, &v.Paid, &v.Refunded)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: sales: %w", err)
 	}
 	return list, nil
 }

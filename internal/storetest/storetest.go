@@ -78,6 +78,11 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 		{"ConcurrentHolds", testConcurrentHolds},
 		{"HoldPaths", testHoldPaths},
 		{"Restock", testRestock},
+		{"ListFilters", testListFilters},
+		{"Pages", testPages},
+		{"EachOrder", testEachOrder},
+		{"OrderEvents", testOrderEvents},
+		{"Sales", testSales},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -54,7 +54,8 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "Unknown status filter.", nil)
 		return
 	}
-	list, err := s.orders.ListOrders(r.Context(), orders.ListFilter{Status: status})
+	page, err := s.orders.ListOrders(r.Context(), orders.ListFilter{Status: status})
+	list := page.Orders
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "Orders could not be loaded.", err)
 		return

@@ -74,8 +74,8 @@ func TestFormTokenNamesOneOrder(t *testing.T) {
 			t.Errorf("a made-up token's order id %s was derived from the token", id)
 		}
 	}
-	list, err := ts.svc.ListOrders(context.Background(), orders.ListFilter{})
-	if err != nil || len(list) != 3 {
-		t.Errorf("%d orders, %v; want 3 (one for the signed token, one per made-up post)", len(list), err)
+	page, err := ts.svc.ListOrders(context.Background(), orders.ListFilter{})
+	if err != nil || len(page.Orders) != 3 {
+		t.Errorf("%d orders, %v; want 3 (one for the signed token, one per made-up post)", len(page.Orders), err)
 	}
 }
