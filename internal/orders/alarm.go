@@ -35,13 +35,58 @@ const (
 	// AlarmOversold: an order was paid after its hold ended and its stock
 	// is gone; it is not fulfilled.
 	AlarmOversold = "oversold"
+
+	// The kinds below are worked out from the shop's state each time the
+	// alarms are read, never stored: they go away with their cause.
+
+	// AlarmDeadNotification: a notification ran out of attempts.
+	AlarmDeadNotification = "dead_notification"
+	// AlarmStoreWrites: the latest write to the database failed.
+	AlarmStoreWrites = "store_writes_failing"
 )
+
+// AlarmKinds lists every kind, stored and derived.
+func AlarmKinds() []string {
+	return []string{AlarmUnreadableEvent, AlarmUnattributedPayment, AlarmPaidTwice, AlarmDispute, AlarmOversold,
+		AlarmDeadNotification, AlarmStoreWrites}
+}
+
+// Derived reports whether the alarm is worked out from the shop's state
+// rather than stored: it cannot be resolved by hand, only by its cause
+// going away.
+func (a Alarm) Derived() bool {
+	return a.Kind == AlarmDeadNotification || a.Kind == AlarmStoreWrites
+}
+
+// Advice is what the owner should do about an alarm of kind, and how it
+// ends.
+func Advice(kind string) string {
+	switch kind {
+	case AlarmUnreadableEvent:
+		return "Stripe sent an event the shop could not read. Find it by its id in the Stripe Dashboard (Developers, Events) and check the order it concerns by hand; resolve the alarm when done."
+	case AlarmUnattributedPayment:
+		return "Someone paid through a Checkout Session this shop did not create (another integration, or a Payment Link). Find the payment in the Stripe Dashboard, then fulfil or refund it there; resolve the alarm when done."
+	case AlarmPaidTwice:
+		return "The shopper paid twice for one order. Refund one of the payments from the Stripe Dashboard; resolve the alarm when done."
+	case AlarmDispute:
+		return "Respond in the Stripe Dashboard before the deadline, with evidence or by accepting. The alarm ends when Stripe closes the dispute or no longer needs a response."
+	case AlarmOversold:
+		return "The payment landed after its stock was sold to someone else. Refund the order in full (which ends the alarm) or find the goods and ship them, then resolve the alarm."
+	case AlarmDeadNotification:
+		return "A notification ran out of attempts. Fix what its last error says (the receiver, the mail server), then press retry on the order; the alarm ends once it is delivered."
+	case AlarmStoreWrites:
+		return "The database refuses writes (a full disk, a read-only file, a lost connection). Webhooks are answered 503 so Stripe retries them; fix the database and the alarm ends with the next write."
+	}
+	return "Look at the order and resolve the alarm when done."
+}
 
 // AlarmFilter narrows Store.Alarms.
 type AlarmFilter struct {
 	Open  bool // only alarms not resolved
 	Limit int  // 0 or less means DefaultListLimit, at most MaxListLimit
 }
+
+func (f AlarmFilter) bound() int { return ListFilter{Limit: f.Limit}.Bound() }
 
 // newAlarm returns the alarm of kind about ref, raised at now.
 func newAlarm(kind, ref, orderID, detail string, now time.Time) Alarm {

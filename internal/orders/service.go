@@ -494,6 +494,13 @@ func (s *Service) announce(ctx context.Context, tx Tx, before, after Order, now 
 			return err
 		}
 	}
+	if after.AmountRefunded > before.AmountRefunded && after.AmountRefunded >= paidAmount(after) {
+		// Refunded in full: an order paid after its stock was gone owes
+		// the shopper nothing more.
+		if err := tx.ResolveAlarm(ctx, newAlarm(AlarmOversold, after.ID, "", "", now).ID, now); err != nil {
+			return err
+		}
+	}
 	if d := after.Dispute; d != nil {
 		known := before.Dispute != nil && before.Dispute.ID == d.ID
 		switch {

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -132,7 +134,47 @@ func (s *Service) raise(ctx context.Context, tx Tx, fx *effects, a Alarm) error 
 	return nil
 }
 
-// Alarms returns alarms, newest first.
+// Alarms returns alarms, newest first: first those worked out from the
+// shop's state now (a failing store, dead notifications), then the stored
+// ones f asks for.
 func (s *Service) Alarms(ctx context.Context, f AlarmFilter) ([]Alarm, error) {
-	return s.store.Alarms(ctx, f)
+	var derived []Alarm
+	now := s.clock()
+	if err := s.Health(ctx); errors.Is(err, ErrWritesFailing) {
+		derived = append(derived, newAlarm(AlarmStoreWrites, "store", "", "The latest write to the database failed: "+err.Error()+".", now))
+	}
+	dead, err := s.store.DeadNotifications(ctx, AlarmFilter{Limit: f.Limit}.bound())
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range dead {
+		a := newAlarm(AlarmDeadNotification, n.ID, n.OrderID, "The "+n.Type+" notification to "+string(n.Channel)+
+			" gave up after "+strconv.Itoa(n.Attempts)+" attempts: "+n.LastError, n.CreatedAt)
+		derived = append(derived, a)
+	}
+	stored, err := s.store.Alarms(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return append(derived, stored...), nil
+}
+
+// ResolveAlarm marks a stored alarm resolved by hand and returns it. An
+// alarm already resolved stays as it was. A derived alarm is not stored, so
+// it is not found (ErrNotFound): it ends with its cause.
+func (s *Service) ResolveAlarm(ctx context.Context, id string) (Alarm, error) {
+	a, err := s.store.Alarm(ctx, id)
+	if err != nil {
+		return Alarm{}, err
+	}
+	if a.ResolvedAt != nil {
+		return a, nil
+	}
+	err = s.write(ctx, "resolve_alarm", func(ctx context.Context, tx Tx, _ *effects) error {
+		return tx.ResolveAlarm(ctx, id, s.clock())
+	})
+	if err != nil {
+		return Alarm{}, err
+	}
+	return s.store.Alarm(ctx, id)
 }

@@ -45,6 +45,11 @@ type Store interface {
 	OutboxStats(ctx context.Context) (OutboxStats, error)
 	// Alarms returns alarms, newest first, within f's limit.
 	Alarms(ctx context.Context, f AlarmFilter) ([]Alarm, error)
+	// Alarm returns one stored alarm, or an error wrapping ErrNotFound.
+	Alarm(ctx context.Context, id string) (Alarm, error)
+	// DeadNotifications returns up to limit notifications that ran out
+	// of attempts, newest first.
+	DeadNotifications(ctx context.Context, limit int) ([]Notification, error)
 	// StockLevels returns every product's stock row, by product id.
 	StockLevels(ctx context.Context) ([]StockLevel, error)
 	// DueHolds returns up to limit orders whose hold is still held and

@@ -593,3 +593,33 @@ func utcPtr(t *time.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
+
+// Alarm returns one stored alarm.
+func (s *Store) Alarm(ctx context.Context, id string) (orders.Alarm, error) {
+	var a orders.Alarm
+	err := s.pool.QueryRow(ctx, `SELECT id, kind, ref, order_id, detail, created_at, resolved_at FROM alarms WHERE id = $1`, id).
+		Scan(&a.ID, &a.Kind, &a.Ref, &a.OrderID, &a.Detail, &a.CreatedAt, &a.ResolvedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return orders.Alarm{}, fmt.Errorf("alarm %s: %w", id, orders.ErrNotFound)
+	}
+	if err != nil {
+		return orders.Alarm{}, fmt.Errorf("postgres: alarm %s: %w", id, err)
+	}
+	a.CreatedAt, a.ResolvedAt = a.CreatedAt.UTC(), utcPtr(a.ResolvedAt)
+	return a, nil
+}
+
+// DeadNotifications returns notifications that ran out of attempts, newest
+// first.
+func (s *Store) DeadNotifications(ctx context.Context, limit int) ([]orders.Notification, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+notificationColumns+` FROM notifications
+		WHERE status = 'dead' ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: dead notifications: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orders.Notification, error) { return scanNotification(row) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: dead notifications: %w", err)
+	}
+	return list, nil
+}

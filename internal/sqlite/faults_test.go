@@ -44,6 +44,7 @@ func (stubSessions) Get(string, *stripe.CheckoutSessionParams) (*stripe.Checkout
 
 type faultShop struct {
 	store     *Store
+	svc       *orders.Service
 	path      string
 	handler   http.Handler
 	fulfilled atomic.Int64
@@ -67,7 +68,7 @@ func newFaultShop(t *testing.T) *faultShop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.handler = srv
+	f.handler, f.svc = srv, svc
 	o := orders.Order{ID: "ord_fault", Status: orders.StatusPending, Currency: "usd", AmountTotal: 2000,
 		Items: []orders.Item{{ProductID: "tshirt", Name: "T-shirt", UnitAmount: 2000, Quantity: 1}}, SessionID: "cs_test_fault",
 		CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
@@ -166,6 +167,9 @@ func TestStorageFaults(t *testing.T) {
 			if rec := f.do("GET", "/healthz", nil); rec.Code != http.StatusServiceUnavailable {
 				t.Errorf("healthz during the fault: got %d, want 503", rec.Code)
 			}
+			if !f.writesFailingAlarm(t) {
+				t.Error("no store_writes_failing alarm during the fault")
+			}
 			rec := f.do("POST", "/create-checkout-session", []byte("product_id=tshirt&quantity=1"), "Content-Type", "application/x-www-form-urlencoded")
 			switch {
 			case rec.Code == http.StatusSeeOther && tt.smallWritesWork:
@@ -191,6 +195,9 @@ func TestStorageFaults(t *testing.T) {
 			if rec := f.do("GET", "/healthz", nil); rec.Code != http.StatusOK {
 				t.Errorf("healthz after repair: got %d, want 200", rec.Code)
 			}
+			if f.writesFailingAlarm(t) {
+				t.Error("the store_writes_failing alarm outlived the repair")
+			}
 			o, err := f.store.Order(t.Context(), "ord_fault")
 			if err != nil || o.Status != orders.StatusPaid || o.FulfilledAt == nil {
 				t.Errorf("order after repair: %+v %v, want paid and fulfilled", o, err)
@@ -204,6 +211,21 @@ func TestStorageFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writesFailingAlarm reports whether the open alarms say writes fail.
+func (f *faultShop) writesFailingAlarm(t *testing.T) bool {
+	t.Helper()
+	list, err := f.svc.Alarms(t.Context(), orders.AlarmFilter{Open: true})
+	if err != nil {
+		t.Fatalf("Alarms: %v", err)
+	}
+	for _, a := range list {
+		if a.Kind == orders.AlarmStoreWrites {
+			return true
+		}
+	}
+	return false
 }
 
 type execer interface {

@@ -632,3 +632,31 @@ func timePtr(n sql.NullInt64) *time.Time {
 	t := fromMicros(n.Int64)
 	return &t
 }
+
+// Alarm returns one stored alarm.
+func (s *Store) Alarm(ctx context.Context, id string) (orders.Alarm, error) {
+	var a orders.Alarm
+	var created int64
+	var resolved sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT id, kind, ref, order_id, detail, created_at, resolved_at FROM alarms WHERE id = ?`, id).
+		Scan(&a.ID, &a.Kind, &a.Ref, &a.OrderID, &a.Detail, &created, &resolved)
+	if errors.Is(err, sql.ErrNoRows) {
+		return orders.Alarm{}, fmt.Errorf("alarm %s: %w", id, orders.ErrNotFound)
+	}
+	if err != nil {
+		return orders.Alarm{}, fmt.Errorf("sqlite: alarm %s: %w", id, err)
+	}
+	a.CreatedAt, a.ResolvedAt = fromMicros(created), timePtr(resolved)
+	return a, nil
+}
+
+// DeadNotifications returns notifications that ran out of attempts, newest
+// first.
+func (s *Store) DeadNotifications(ctx context.Context, limit int) ([]orders.Notification, error) {
+	list, err := queryAll(ctx, s.r, `SELECT `+notificationColumns+` FROM notifications
+		WHERE status = 'dead' ORDER BY created_at DESC, id DESC LIMIT ?`, []any{limit}, scanNotification)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: dead notifications: %w", err)
+	}
+	return list, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -306,5 +307,87 @@ func testSales(t *testing.T, s orders.Store) {
 	}
 	if got, err := s.Sales(t.Context(), at(24*time.Hour)); err != nil || len(got) != 0 {
 		t.Errorf("Sales of a quiet day: %v, %v; want none", got, err)
+	}
+}
+
+func testAlarmLifecycle(t *testing.T, s orders.Store) {
+	ctx := t.Context()
+	clock := NewClock()
+	svc := NewService(s, clock)
+	kinds := func() map[string]orders.Alarm {
+		t.Helper()
+		list, err := svc.Alarms(ctx, orders.AlarmFilter{Open: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]orders.Alarm{}
+		for _, a := range list {
+			out[a.Kind+" "+a.Ref] = a
+		}
+		return out
+	}
+
+	// A stored alarm, resolved by hand.
+	stored := orders.Alarm{ID: "alm_hand", Kind: orders.AlarmUnreadableEvent, Ref: "evt_bad", Detail: "unreadable", CreatedAt: at(0)}
+	write(t, s, func(ctx context.Context, tx orders.Tx) error { return tx.InsertAlarm(ctx, stored) })
+	if _, ok := kinds()[orders.AlarmUnreadableEvent+" evt_bad"]; !ok {
+		t.Fatal("the stored alarm is not listed as open")
+	}
+	got, err := svc.ResolveAlarm(ctx, stored.ID)
+	if err != nil || got.ResolvedAt == nil || !got.ResolvedAt.Equal(clock.Want()) {
+		t.Fatalf("ResolveAlarm = %+v, %v; want resolved now", got, err)
+	}
+	if _, ok := kinds()[orders.AlarmUnreadableEvent+" evt_bad"]; ok {
+		t.Error("a resolved alarm is still listed as open")
+	}
+	clock.Advance(time.Hour)
+	if again, err := svc.ResolveAlarm(ctx, stored.ID); err != nil || !again.ResolvedAt.Equal(*got.ResolvedAt) {
+		t.Errorf("resolving again: %+v, %v; want it left as it was", again, err)
+	}
+	if _, err := svc.ResolveAlarm(ctx, "alm_missing"); !errors.Is(err, orders.ErrNotFound) {
+		t.Errorf("ResolveAlarm(missing): %v, want ErrNotFound", err)
+	}
+
+	// A dead notification is an alarm until it is queued again.
+	o := NewOrder("ord_alarm_dead")
+	Seed(t, s, o)
+	dead := notification("ntf_alarm_dead", o.ID, at(0))
+	dead.Status, dead.NextAttempt, dead.Attempts, dead.LastError = orders.NotificationDead, nil, 9, "connection refused"
+	write(t, s, func(ctx context.Context, tx orders.Tx) error { return tx.InsertNotifications(ctx, []orders.Notification{dead}) })
+	a, ok := kinds()[orders.AlarmDeadNotification+" "+dead.ID]
+	if !ok || a.OrderID != o.ID || !a.Derived() || !strings.Contains(a.Detail, "connection refused") {
+		t.Fatalf("dead notification alarm: %+v (listed %v); want one for %s, derived, with the last error", a, ok, o.ID)
+	}
+	if _, err := svc.ResolveAlarm(ctx, a.ID); !errors.Is(err, orders.ErrNotFound) {
+		t.Errorf("resolving a derived alarm by hand: %v, want ErrNotFound", err)
+	}
+	if _, err := svc.Requeue(ctx, dead.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := kinds()[orders.AlarmDeadNotification+" "+dead.ID]; ok {
+		t.Error("the dead notification's alarm outlived its retry")
+	}
+
+	// An oversold order's alarm ends with its full refund.
+	if err := svc.SeedStock(ctx, map[string]int64{"print": 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := sessionFor(t, svc, placed(t, svc, "", 1))
+	mustHandle(t, svc, EventFor("evt_alarm_exp", orders.EventSessionExpired, p))
+	zero := int64(0)
+	if _, err := svc.SetStock(ctx, "print", &zero); err != nil {
+		t.Fatal(err)
+	}
+	mustHandle(t, svc, CompletedEvent("evt_alarm_paid", p, "paid", func(s *orders.Session) { s.PaymentIntent = PaymentIntent(p) }))
+	if _, ok := kinds()[orders.AlarmOversold+" "+p.ID]; !ok {
+		t.Fatal("no oversold alarm for a payment without stock")
+	}
+	mustHandle(t, svc, ChargeRefunded("evt_alarm_part", p, 400, 1_800_000_000))
+	if _, ok := kinds()[orders.AlarmOversold+" "+p.ID]; !ok {
+		t.Error("a partial refund ended the oversold alarm")
+	}
+	mustHandle(t, svc, ChargeRefunded("evt_alarm_full", p, 1000, 1_800_000_100))
+	if _, ok := kinds()[orders.AlarmOversold+" "+p.ID]; ok {
+		t.Error("the full refund did not end the oversold alarm")
 	}
 }

@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 		{"EachOrder", testEachOrder},
 		{"OrderEvents", testOrderEvents},
 		{"Sales", testSales},
+		{"AlarmLifecycle", testAlarmLifecycle},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

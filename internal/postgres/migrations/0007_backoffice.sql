@@ -25,3 +25,6 @@ BEGIN
 	END IF;
 END
 $$;
+
+-- The alarms page lists dead notifications.
+CREATE INDEX notifications_dead ON notifications (created_at, id) WHERE status = 'dead';

@@ -36,3 +36,6 @@ CREATE TRIGGER orders_email_au AFTER UPDATE OF email ON orders WHEN new.email IS
 		ON CONFLICT (order_id) DO UPDATE SET email = excluded.email;
 END;
 INSERT INTO order_emails (order_id, email) SELECT id, email FROM orders WHERE email <> '';
+
+-- The alarms page lists dead notifications.
+CREATE INDEX notifications_dead ON notifications (created_at, id) WHERE status = 'dead';
