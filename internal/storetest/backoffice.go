@@ -353,7 +353,9 @@ func testAlarmLifecycle(t *testing.T, s orders.Store) {
 	Seed(t, s, o)
 	dead := notification("ntf_alarm_dead", o.ID, at(0))
 	dead.Status, dead.NextAttempt, dead.Attempts, dead.LastError = orders.NotificationDead, nil, 9, "connection refused"
-	write(t, s, func(ctx context.Context, tx orders.Tx) error { return tx.InsertNotifications(ctx, []orders.Notification{dead}) })
+	write(t, s, func(ctx context.Context, tx orders.Tx) error {
+		return tx.InsertNotifications(ctx, []orders.Notification{dead})
+	})
 	a, ok := kinds()[orders.AlarmDeadNotification+" "+dead.ID]
 	if !ok || a.OrderID != o.ID || !a.Derived() || !strings.Contains(a.Detail, "connection refused") {
 		t.Fatalf("dead notification alarm: %+v (listed %v); want one for %s, derived, with the last error", a, ok, o.ID)
