@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -15,11 +16,14 @@ import (
 	"github.com/shopcheckout/shop/internal/app"
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/reconcile"
+	"github.com/shopcheckout/shop/internal/sqlite"
 )
 
 const usage = `usage:
-  server [-env-file .env]                      serve the shop
+  server [-env-file .env]                         serve the shop
   server reconcile [-env-file .env] [-since 72h]  apply Stripe events the webhook missed
+  server backup [-env-file .env] [-force] FILE    copy the SQLite database to FILE; the shop may keep serving
+  server restore [-env-file .env] FILE            replace the SQLite database with the backup FILE; stop the shop first
 `
 
 // run builds the shop from args and the environment and serves until ctx is
@@ -35,10 +39,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fl.Usage = func() { fmt.Fprint(stderr, usage); fl.PrintDefaults() }
 	envFile := fl.String("env-file", ".env", "file of KEY=value settings; the real environment wins")
 	since := fl.Duration("since", 72*time.Hour, "reconcile: how far back to look (Stripe keeps 30 days: at most 720h)")
+	force := fl.Bool("force", false, "backup: replace FILE if it exists")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	if command != "serve" && command != "reconcile" {
+	var file string
+	switch command {
+	case "serve", "reconcile":
+	case "backup", "restore":
+		// FILE may come before the flags as well as after them.
+		if fl.NArg() > 0 {
+			file = fl.Arg(0)
+			if err := fl.Parse(fl.Args()[1:]); err != nil {
+				return err
+			}
+		}
+		if file == "" || fl.NArg() > 0 {
+			fmt.Fprint(stderr, usage)
+			return fmt.Errorf("%s takes one FILE", command)
+		}
+	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", command)
 	}
@@ -49,6 +69,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	getenv, err := withEnvFile(*envFile, getenv)
 	if err != nil {
 		return err
+	}
+	if file != "" {
+		db, err := config.LoadDatabase(getenv)
+		if err != nil {
+			return err
+		}
+		return runFileCommand(ctx, command, db, file, *force, stdout)
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -73,6 +100,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	return shop.Serve(ctx, stdout)
+}
+
+// runFileCommand runs backup or restore on the SQLite database db names. It
+// builds no shop: neither command needs Stripe, and backup must not migrate
+// a database a shop is serving from.
+func runFileCommand(ctx context.Context, command string, db config.Database, file string, force bool, stdout io.Writer) error {
+	if db.Driver != "sqlite" {
+		return fmt.Errorf("%s works on a SQLite database, and DATABASE_URL names PostgreSQL: use pg_dump and pg_restore (see docs/backups.md)", command)
+	}
+	if command == "backup" {
+		info, err := sqlite.Backup(ctx, db.DSN, file, sqlite.BackupOptions{Force: force})
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w (pass -force to replace it)", err)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "backup written to %s: %d bytes, schema version %d, %d orders, %d events\n",
+			info.Path, info.Size, info.SchemaVersion, info.Orders, info.Events)
+		return nil
+	}
+	info, err := sqlite.Restore(ctx, db.DSN, file)
+	if err != nil {
+		return err
+	}
+	r := info.Restored
+	fmt.Fprintf(stdout, "restored %s from %s: %d bytes, schema version %d, %d orders, %d events\n",
+		r.Path, file, r.Size, r.SchemaVersion, r.Orders, r.Events)
+	if r.SchemaVersion < info.Latest {
+		fmt.Fprintf(stdout, "the shop brings its schema from version %d up to %d when it next starts\n", r.SchemaVersion, info.Latest)
+	}
+	if info.Previous != "" {
+		fmt.Fprintf(stdout, "the database it replaced is kept as %s: restore that file to undo\n", info.Previous)
+	}
+	if info.PreviousLog != "" {
+		fmt.Fprintf(stdout, "its write-ahead log, which SQLite could not fold into it, is kept beside it as %s\n", info.PreviousLog)
+	}
+	return nil
 }
 
 // withEnvFile layers a .env file under the real environment. A missing file

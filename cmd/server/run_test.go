@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,8 +23,17 @@ const (
 	testPublishableKey = "pk_test_runTestPublishable123"
 )
 
-// startServer runs the real server in the background and returns its URL.
+// startServer runs the real server in the background, until the test ends,
+// and returns its URL.
 func startServer(t *testing.T, env map[string]string) (string, *testenv.SyncBuffer) {
+	t.Helper()
+	base, logs, _ := startStoppable(t, env)
+	return base, logs
+}
+
+// startStoppable is startServer, also returning a function that stops the
+// server and waits for run to return.
+func startStoppable(t *testing.T, env map[string]string) (string, *testenv.SyncBuffer, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
@@ -31,7 +41,7 @@ func startServer(t *testing.T, env map[string]string) (string, *testenv.SyncBuff
 	go func() {
 		done <- run(ctx, []string{"-env-file", filepath.Join(t.TempDir(), "absent.env")}, func(k string) string { return env[k] }, stdout, stderr)
 	}()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -45,11 +55,12 @@ func startServer(t *testing.T, env map[string]string) (string, *testenv.SyncBuff
 			t.Errorf("server output contains a secret (%s...)", m[:8])
 		}
 	})
+	t.Cleanup(stop)
 	re := regexp.MustCompile(`listening on (http://localhost:\d+)`)
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := re.FindStringSubmatch(stdout.String()); m != nil {
-			return m[1], stderr
+			return m[1], stderr, stop
 		}
 		select {
 		case err := <-done:
@@ -58,7 +69,7 @@ func startServer(t *testing.T, env map[string]string) (string, *testenv.SyncBuff
 		}
 	}
 	t.Fatalf("server did not start:\n%s", stderr.String())
-	return "", nil
+	return "", nil, nil
 }
 
 func TestRunAgainstStripeMock(t *testing.T) {

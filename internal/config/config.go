@@ -210,7 +210,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.Port = intVar(get("PORT"), 8000, 0, 65535, "PORT", bad) // 0: any free port
 
-	c.Database = parseDatabase(orDefault(get("DATABASE_URL"), "sqlite:data/shop.db"), bad)
+	c.Database = parseDatabase(orDefault(get("DATABASE_URL"), defaultDatabaseURL), bad)
 
 	if c.StripeAPIBase != "" {
 		if u, err := url.Parse(c.StripeAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -397,6 +397,22 @@ func liveProblems(c Config, bad func(string, ...any)) {
 func IsConfigError(err error) bool {
 	var e *Error
 	return errors.As(err, &e)
+}
+
+// defaultDatabaseURL is the database when DATABASE_URL is not set.
+const defaultDatabaseURL = "sqlite:data/shop.db"
+
+// LoadDatabase reads and validates DATABASE_URL alone, for the commands that
+// touch the database and nothing else (backup, restore): they need no Stripe
+// keys. The returned error is an *Error.
+func LoadDatabase(getenv func(string) string) (Database, error) {
+	var p []string
+	bad := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	db := parseDatabase(orDefault(strings.TrimSpace(getenv("DATABASE_URL")), defaultDatabaseURL), bad)
+	if len(p) > 0 {
+		return Database{}, &Error{Problems: p}
+	}
+	return db, nil
 }
 
 func parseDatabase(raw string, bad func(string, ...any)) Database {

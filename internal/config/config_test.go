@@ -317,3 +317,31 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadDatabase: the backup and restore commands read DATABASE_URL alone,
+// with the default Load uses, and need no Stripe keys.
+func TestLoadDatabase(t *testing.T) {
+	tests := []struct {
+		env     map[string]string
+		want    Database
+		wantErr string
+	}{
+		{nil, Database{Driver: "sqlite", DSN: "data/shop.db"}, ""},
+		{map[string]string{"DATABASE_URL": " sqlite:/data/shop.db "}, Database{Driver: "sqlite", DSN: "/data/shop.db"}, ""},
+		{map[string]string{"DATABASE_URL": "postgres://u:p@db/shop"}, Database{Driver: "postgres", DSN: "postgres://u:p@db/shop"}, ""},
+		{map[string]string{"DATABASE_URL": "sqlite:"}, Database{}, "needs a file path"},
+		{map[string]string{"DATABASE_URL": "mysql://u:secretpw@x/db"}, Database{}, "DATABASE_URL must be sqlite:PATH"},
+	}
+	for _, tt := range tests {
+		got, err := LoadDatabase(env(tt.env))
+		if tt.wantErr != "" {
+			if !IsConfigError(err) || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "secretpw") {
+				t.Errorf("LoadDatabase(%v): got %v, want a config error containing %q, without the password", tt.env, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("LoadDatabase(%v): got %+v, %v; want %+v", tt.env, got, err, tt.want)
+		}
+	}
+}

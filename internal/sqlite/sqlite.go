@@ -40,6 +40,7 @@ type Store struct {
 	prepared statements
 	reads    readPool // r, with its prepared statements
 	now      func() time.Time
+	lock     *os.File // the shared lock on path + ".lock", until Close (see lock.go)
 
 	mu      sync.Mutex
 	queue   []*writeOp // writes waiting for the writer goroutine
@@ -80,7 +81,9 @@ func WithReadConns(n int) Option {
 }
 
 // Open opens, creating it and its directory if needed, the database at path
-// and brings its schema up to date.
+// and brings its schema up to date. The Store holds a shared lock on the
+// file path + ".lock" until Close, which Restore checks for; while a restore
+// runs, Open waits for it up to the busy timeout.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	o := options{now: time.Now, busyTimeout: 5 * time.Second, readConns: 4}
 	for _, opt := range opts {
@@ -99,13 +102,17 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	lock, err := lockShared(ctx, path, o.busyTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 
 	w, err := sql.Open("sqlite", dsn(path, o.busyTimeout, false))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open writer: %w", err)
+		return nil, errors.Join(fmt.Errorf("sqlite: open writer: %w", err), lock.Close())
 	}
 	w.SetMaxOpenConns(1)
-	s := &Store{w: w, now: o.now, wake: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{})}
+	s := &Store{w: w, now: o.now, lock: lock, wake: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{})}
 	go s.writer()
 	// Connect and migrate before the readers exist, so the file is already in
 	// WAL mode and has its tables when they first look at it.
@@ -204,11 +211,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close fails the writes still queued, waits for the batch in progress, and
-// closes both pools.
+// Close fails the writes still queued, waits for the batch in progress,
+// closes both pools and then releases the lock file.
 func (s *Store) Close() error {
 	s.stopWriter()
-	if err := errors.Join(s.prepared.close(), s.reads.st.close(), s.r.Close(), s.w.Close()); err != nil {
+	if err := errors.Join(s.prepared.close(), s.reads.st.close(), s.r.Close(), s.w.Close(), s.unlock()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
@@ -250,8 +257,21 @@ func pragmas(ctx context.Context, c *sql.Conn) (map[string]string, error) {
 	return m, nil
 }
 
+// unlock releases the lock file, once: after it, a restore may replace the
+// database.
+func (s *Store) unlock() error {
+	s.mu.Lock()
+	f := s.lock
+	s.lock = nil
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f.Close()
+}
+
 // closeWriter undoes a half-done Open.
 func closeWriter(s *Store) error {
 	s.stopWriter()
-	return errors.Join(s.prepared.close(), s.w.Close())
+	return errors.Join(s.prepared.close(), s.w.Close(), s.unlock())
 }
