@@ -3,9 +3,15 @@
 // (and stripe-mock, if it is not running), loads each endpoint for a fixed
 // time from a small load generator over loopback, checks that every webhook
 // answered 2xx is stored and every paid order fulfilled, and prints one
-// table.
+// table. The catalogue it gives the shop has the default T-shirt and a
+// stocked twin, whose checkouts (holding stock in the order's write) are
+// measured against the shop's own unlimited checkouts.
 //
-//	go run ./cmd/bench [-d 5s] [-warmup 1s] [-orders 60000]
+// Then it seeds a million orders into SQLite (and, with -postgres, into
+// PostgreSQL) and measures the back office: list, search and order pages at
+// 8 admins at once, and the CSV export of every order.
+//
+//	go run ./cmd/bench [-d 5s] [-warmup 1s] [-orders 60000] [-backoffice 1000000] [-postgres URL] [-only backoffice]
 package main
 
 import (
@@ -24,6 +30,10 @@ import (
 	"syscall"
 	"time"
 )
+
+// unlimited names the shop itself, buying the unlimited product, as the
+// ceiling of the stocked checkout.
+const unlimited = "shop, unlimited"
 
 // The keys the shop runs with: stripe-mock accepts any test key.
 const (
@@ -52,6 +62,8 @@ type options struct {
 	rounds     int
 	only       string
 	outboxRate float64
+	backoffice int    // orders seeded for the back office's run; 0 skips it
+	postgres   string // a PostgreSQL server for the back office's run
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, database, logs)")
 	fl.StringVar(&o.only, "only", "", "measure only the endpoints whose label contains this (e.g. webhook)")
 	fl.Float64Var(&o.outboxRate, "outbox-rate", 200, "paid webhooks per second in the outbox latency run")
+	fl.IntVar(&o.backoffice, "backoffice", 1_000_000, "orders seeded for the back office's run (list, search, detail, CSV export); 0 skips it")
+	fl.StringVar(&o.postgres, "postgres", "", "a PostgreSQL URL (e.g. $SHOP_TEST_POSTGRES_URL): the back office's run also seeds a schema there")
 	fl.IntVar(&o.rounds, "rounds", 5, "turns in which the shop and its ceiling share each endpoint's time (1 with -pprof)")
 	fl.BoolVar(&o.pprof, "pprof", false, "build the shop with net/http/pprof and keep a CPU profile of each shop measurement in the work directory")
 	if err := fl.Parse(args); err != nil {
@@ -127,6 +141,11 @@ func (b *bench) run(ctx context.Context) (*table, error) {
 	if err := b.ensureStripeMock(ctx); err != nil {
 		return nil, err
 	}
+	if b.opts.only == "backoffice" {
+		t := &table{}
+		t.backoffice, err = b.backoffice(ctx, shopBin)
+		return t, err
+	}
 	dbPath := filepath.Join(b.dir, "data", "shop.db")
 	if err := os.MkdirAll(filepath.Dir(dbPath), 0o750); err != nil {
 		return nil, err
@@ -177,7 +196,9 @@ func (b *bench) run(ctx context.Context) (*table, error) {
 		{"GET /", "reference", b.opts.conns, pageLoad("shop", shopAddr, "/", "text/html"), pageLoad("reference", refAddr, "/", "text/html"), 0.7},
 		{"GET /config", "reference", b.opts.conns, pageLoad("shop", shopAddr, "/config", "application/json"), pageLoad("reference", refAddr, "/config", "application/json"), 0.8},
 		{"POST /webhook (durable, + outbox row)", "reference", b.opts.senders, l.webhookLoad("shop", shopAddr, true), l.webhookLoad("reference", refAddr, false), 0.5},
-		{"POST /create-checkout-session", "stripe-mock", b.opts.senders, l.checkoutLoad(shopAddr), stripeMockLoad(b.opts.stripeMock), 0.6},
+		{"POST /create-checkout-session", "stripe-mock", b.opts.senders, l.checkoutLoad(shopAddr, product), stripeMockLoad(b.opts.stripeMock), 0.6},
+		// Holding stock in the order's write costs at most a tenth.
+		{"POST /create-checkout-session (stock)", unlimited, b.opts.senders, l.checkoutLoad(shopAddr, stocked), l.checkoutLoad(shopAddr, product), 0.9},
 	}
 	mockPID := findProcess("stripe-mock")
 	var problems []string
@@ -190,8 +211,11 @@ func (b *bench) run(ctx context.Context) (*table, error) {
 		}
 		p.shop.conns, p.ref.conns = p.conns, p.conns
 		p.shop.pid, p.ref.pid = shop.cmd.Process.Pid, ref.cmd.Process.Pid
-		if p.vs == "stripe-mock" {
+		switch p.vs {
+		case "stripe-mock":
 			p.ref.pid = mockPID
+		case unlimited:
+			p.ref.pid = shop.cmd.Process.Pid
 		}
 		rs, rr := b.compare(p.shop, p.ref)
 		t.add(p.label, p.vs, p.conns, rs, rr, p.target)
@@ -247,6 +271,9 @@ func (b *bench) run(ctx context.Context) (*table, error) {
 	if err == nil && len(problems) > 0 {
 		err = errors.New("verification failed")
 	}
+	if err == nil && b.opts.backoffice > 0 && b.opts.only == "" {
+		t.backoffice, err = b.backoffice(ctx, shopBin)
+	}
 	return t, err
 }
 
@@ -283,11 +310,16 @@ func (b *bench) startShop(ctx context.Context, bin, dbPath string) (shop *proc, 
 		return nil, "", 0, err
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(port)
+	catalogPath := filepath.Join(b.dir, "catalog.json")
+	if err := writeCatalog(catalogPath); err != nil {
+		return nil, "", 0, fmt.Errorf("write catalogue: %w", err)
+	}
 	env := []string{
 		"STRIPE_SECRET_KEY=" + secretKey, "STRIPE_PUBLISHABLE_KEY=" + publishableKey, "STRIPE_WEBHOOK_SECRET=" + webhookSecret,
 		"PORT=" + strconv.Itoa(port), "BASE_URL=http://" + addr, "DATABASE_URL=sqlite:" + dbPath,
 		"STRIPE_API_BASE=http://" + b.opts.stripeMock, "RATE_LIMIT_PER_MINUTE=0", "RATE_LIMIT_GLOBAL_PER_SECOND=0",
 		"FULFILMENT_WEBHOOK_URL=" + b.receiver.url(), "FULFILMENT_WEBHOOK_SECRET=" + receiverSecret,
+		"CATALOG_FILE=" + catalogPath,
 	}
 	if b.opts.pprof {
 		pport, err := freePort()

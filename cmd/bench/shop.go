@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +32,28 @@ var product = func() catalog.Product {
 	}
 	return p
 }()
+
+// benchStock is the stocked product's count: more than a run can sell.
+const benchStock = 10_000_000
+
+// stocked is product with a counted stock: its checkouts hold stock in the
+// order's write.
+var stocked = func() catalog.Product {
+	p := product
+	p.ID, p.Name, p.Stock = "tshirt-stocked", "T-shirt (stocked)", new(int64)
+	*p.Stock = benchStock
+	return p
+}()
+
+// writeCatalog writes the bench shop's CATALOG_FILE: the default T-shirt,
+// unlimited, and its stocked twin.
+func writeCatalog(path string) error {
+	b, err := json.MarshalIndent(map[string][]catalog.Product{"products": {product, stocked}}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
 
 func orderID(i int) string   { return fmt.Sprintf("ord_bench_%07d", i) }
 func sessionID(i int) string { return fmt.Sprintf("cs_bench_%07d", i) }
@@ -78,6 +102,8 @@ type ledger struct {
 	extra     atomic.Int64  // events past the seeded orders answered 2xx
 	exhausted atomic.Bool
 	checkouts atomic.Int64 // checkouts answered 303 to Stripe's payment page
+	// stockCheckouts counts those of the stocked product.
+	stockCheckouts atomic.Int64
 }
 
 func newLedger(orders int) *ledger {
@@ -167,17 +193,24 @@ func (l *ledger) webhookLoad(name, addr string, shop bool) phase {
 	return p
 }
 
-// checkoutLoad posts the home page's form: one T-shirt.
-func (l *ledger) checkoutLoad(addr string) phase {
-	req := post(addr, "/create-checkout-session", "application/x-www-form-urlencoded", []byte("product_id=tshirt&quantity=1"))
+// checkoutLoad posts the home page's form: one of p.
+func (l *ledger) checkoutLoad(addr string, p catalog.Product) phase {
+	req := post(addr, "/create-checkout-session", "application/x-www-form-urlencoded", []byte("product_id="+p.ID+"&quantity=1"))
+	name := "shop POST /create-checkout-session"
+	if p.Stock != nil {
+		name += " (stock)"
+	}
 	return phase{
-		name: "shop POST /create-checkout-session", addr: addr,
+		name: name + " " + p.ID, addr: addr,
 		next: func() ([]byte, int) { return req, 0 },
 		check: func(_ int, res *http.Response, _ []byte) error {
 			if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "https://checkout.stripe.com/") {
 				return fmt.Errorf("got %d to %q, want 303 to Checkout", res.StatusCode, loc)
 			}
 			l.checkouts.Add(1)
+			if p.Stock != nil {
+				l.stockCheckouts.Add(1)
+			}
 			return nil
 		},
 	}
@@ -227,6 +260,9 @@ func stripeMockLoad(addr string) phase {
 type check struct {
 	acked, stored, paid, fulfilled int // over the events the shop acknowledged
 	events, checkouts, sessions    int
+	// The stocked product's checkouts answered 303, and its stock after
+	// the run: every one holds one, none sold, the rest left.
+	stockCheckouts, stockHeld, stockSold, stockLeft int
 	// order.paid notifications the receiver took (one per acknowledged
 	// payment), again, and refused for their signature.
 	delivered, redelivered, badSignatures int
@@ -321,6 +357,20 @@ func verify(ctx context.Context, path string, l *ledger) (check, error) {
 	}
 	if want := int(l.checkouts.Load()); c.checkouts != want || c.sessions != want {
 		bad("%d checkouts answered 303, but %d orders stored and %d with their session", want, c.checkouts, c.sessions)
+	}
+	levels, err := s.StockLevels(ctx)
+	if err != nil {
+		return c, err
+	}
+	c.stockCheckouts, c.stockLeft = int(l.stockCheckouts.Load()), -1
+	for _, lv := range levels {
+		if lv.ProductID == stocked.ID && lv.Stock != nil {
+			c.stockHeld, c.stockSold, c.stockLeft = int(lv.Held), int(lv.Sold), int(*lv.Stock)
+		}
+	}
+	if c.stockHeld != c.stockCheckouts || c.stockSold != 0 || c.stockLeft != benchStock-c.stockHeld {
+		bad("%d stock checkouts answered 303, but %s holds %d, sold %d, has %d left (want %d held, 0 sold, %d left)",
+			c.stockCheckouts, stocked.ID, c.stockHeld, c.stockSold, c.stockLeft, c.stockCheckouts, benchStock-c.stockCheckouts)
 	}
 	if len(c.problems) > 0 {
 		return c, errors.New("verification failed")

@@ -17,6 +17,7 @@ type table struct {
 	check        check
 	notes        []string
 	outbox       *latency
+	backoffice   []boResult
 }
 
 type row struct {
@@ -57,6 +58,10 @@ func us(d time.Duration) string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
 func (t *table) print(w io.Writer) {
+	defer printBackoffice(w, t.backoffice)
+	if len(t.rows) == 0 && t.outbox == nil {
+		return // a back office run alone
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "endpoint\tserver\tconns\treq/s\tp50\tp99\tCPU/req\tratio\ttarget\t\t")
 	var fails, serverErrs int
@@ -95,8 +100,10 @@ func (t *table) print(w io.Writer) {
 	c := t.check
 	fmt.Fprintf(w, "\ncorrectness: %d webhooks answered 2xx, %d found stored (re-applying each is a duplicate), %d orders paid, %d fulfilled; "+
 		"%d events in the database; %d order.paid notifications delivered (%d redelivered, %d bad signatures); "+
-		"%d checkouts answered 303, %d pending orders with their session; %d 5xx answers from the shop; %d failed requests in all\n",
-		c.acked, c.stored, c.paid, c.fulfilled, c.events, c.delivered, c.redelivered, c.badSignatures, c.checkouts, c.sessions, serverErrs, fails)
+		"%d checkouts answered 303, %d pending orders with their session; %d stock checkouts answered 303, %d held (%d sold, %d left); "+
+		"%d 5xx answers from the shop; %d failed requests in all\n",
+		c.acked, c.stored, c.paid, c.fulfilled, c.events, c.delivered, c.redelivered, c.badSignatures, c.checkouts, c.sessions,
+		c.stockCheckouts, c.stockHeld, c.stockSold, c.stockLeft, serverErrs, fails)
 	for _, p := range c.problems {
 		fmt.Fprintf(w, "  PROBLEM: %s\n", p)
 	}

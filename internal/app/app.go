@@ -120,6 +120,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, err
 	}
+	cartKey, err := a.Orders.Secret(ctx, "cart")
+	if err != nil {
+		return nil, err
+	}
 	senders := map[orders.Channel]outbox.Sender{}
 	if f.WebhookURL != "" {
 		senders[orders.ChannelWebhook] = outbox.NewWebhook(f.WebhookURL, f.WebhookSecret, opts.OutboxHTTPClient, nil)
@@ -161,6 +165,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Orders:    a.Orders,
 		Links:     links,
 		FormKey:   formKey,
+		CartKey:   cartKey,
 		Sessions:  sc.CheckoutSessions,
 		Refunds:   sc.Refunds,
 		Logger:    log,

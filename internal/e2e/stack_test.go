@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/shopcheckout/shop/internal/app"
+	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
 	"github.com/shopcheckout/shop/internal/stripesim"
@@ -49,6 +51,9 @@ type stackOptions struct {
 	// mail sends the shop's emails to the test mailpit, to shopper
 	// addresses unique to the test.
 	mail bool
+	// products, when set, is the shop's catalogue (a CATALOG_FILE)
+	// instead of the demo's one T-shirt.
+	products []catalog.Product
 }
 
 // adminPassword is the stack's admin password (user admin).
@@ -109,6 +114,9 @@ func newStackWith(t testing.TB, opts stackOptions) *stack {
 		"FULFILMENT_WEBHOOK_SECRET": receiverSecret,
 		"ADMIN_PASSWORD":            adminPassword,
 	}
+	if opts.products != nil {
+		env["CATALOG_FILE"] = writeCatalog(t, opts.products)
+	}
 	if opts.mail {
 		smtpAddr, apiURL := testenv.Mailpit(t)
 		env["SMTP_URL"], env["MAIL_FROM"] = "smtp://"+smtpAddr, "E2E Shop <shop@e2e.test>"
@@ -136,6 +144,20 @@ func newStackWith(t testing.TB, opts stackOptions) *stack {
 		}
 	})
 	return st
+}
+
+// writeCatalog writes products as a catalogue file and returns its path.
+func writeCatalog(t testing.TB, products []catalog.Product) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"products": products})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "catalog.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func listen(t testing.TB) net.Listener {

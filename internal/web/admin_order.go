@@ -59,6 +59,9 @@ type refundForm struct {
 	Hint    string
 	Token   string
 	Reasons []string
+	// Restock offers to put the order's quantities back in stock (its
+	// stock was counted and sold).
+	Restock bool
 }
 
 // handleAdminOrder shows one order to the admin: a page, or for
@@ -124,6 +127,7 @@ func (s *Server) adminOrderView(o orders.Order, ns []orders.Notification) adminO
 		rest := o.Refundable()
 		v.Refund = &refundForm{
 			Action: adminOrderPath(o.ID) + "/refund", Max: rest, Token: s.tokens.issue(), Reasons: refundReasons(),
+			Restock: o.HoldState == orders.HoldSold,
 			Hint: "In minor units of " + strings.ToUpper(cur) + ": 1 is " + money.Format(1, cur) + ". Up to " +
 				strconv.FormatInt(rest, 10) + " (" + money.Format(rest, cur) + ") is left to refund; leave it empty to refund all of that.",
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,21 +18,39 @@ import (
 )
 
 // maxCheckoutBody caps POST /create-checkout-session: a product id and a
-// quantity fit in far less.
+// quantity, or a cart's 20 lines, fit in far less.
 const maxCheckoutBody = 8 << 10
 
-// checkoutRequest is what a shopper may say: which product and how many.
-// Anything else a client sends (an amount, a price, a currency) is ignored.
+// checkoutRequest is what a shopper may say: which products and how many
+// of each. Anything else a client sends (an amount, a price, a currency)
+// is ignored.
 type checkoutRequest struct {
+	// ProductID and Quantity name one product: the home page's "Purchase"
+	// form, or JSON {"productId", "quantity"}.
 	ProductID string `json:"productId"`
 	Quantity  int64  `json:"quantity"`
-	// Token is the form token the home page handed out (see formTokens).
-	// The same token, product and quantity name the same order, so a double
-	// click or a retried post reuses the order and, through its idempotency
-	// key, its Checkout Session. A token the shop did not sign, or one past
-	// its life, names nothing: the request places a fresh order.
+	// Items are a JSON client's lines: {"items": [{"productId",
+	// "quantity"}, ...]}, instead of productId and quantity.
+	Items []checkoutItem `json:"items"`
+	// FromCart is set by the cart page's form (source=cart): the lines are
+	// the shopper's cart, read from its cookie.
+	FromCart bool `json:"-"`
+	// Token is the form token the page handed out (see formTokens). The
+	// same token and lines name the same order, so a double click or a
+	// retried post reuses the order and, through its idempotency key, its
+	// Checkout Session. A token the shop did not sign, or one past its
+	// life, names nothing: the request places a fresh order.
 	Token string `json:"token"`
 }
+
+// checkoutItem is one line of a JSON checkout.
+type checkoutItem struct {
+	ProductID string `json:"productId"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// errTwoShapes is a JSON checkout that names both one product and items.
+var errTwoShapes = errors.New("both productId and items")
 
 // checkoutResponse answers a JSON request.
 type checkoutResponse struct {
@@ -44,41 +63,67 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 	req, err := decodeCheckoutRequest(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			s.fail(w, r, http.StatusRequestEntityTooLarge, "The request is too large.", err)
+		case errors.Is(err, errTwoShapes):
+			s.fail(w, r, http.StatusBadRequest, "The request could not be read: send either a product id and a quantity, or items, not both.", err)
+		default:
+			s.fail(w, r, http.StatusBadRequest, "The request could not be read: send a product id and a quantity.", err)
+		}
+		return
+	}
+	var asked []cartLine
+	switch {
+	case req.FromCart:
+		asked = s.readCart(r).lines
+		if len(asked) == 0 {
+			s.fail(w, r, http.StatusBadRequest, "Your cart is empty: add something to it first.", nil)
 			return
 		}
-		s.fail(w, r, http.StatusBadRequest, "The request could not be read: send a product id and a quantity.", err)
-		return
+	case len(req.Items) > 0:
+		for _, it := range req.Items {
+			asked = append(asked, cartLine{ProductID: strings.TrimSpace(it.ProductID), Quantity: it.Quantity})
+		}
+	default:
+		asked = []cartLine{{ProductID: req.ProductID, Quantity: req.Quantity}}
 	}
-	product, err := s.catalog.Product(req.ProductID)
-	if errors.Is(err, catalog.ErrUnknownProduct) {
-		s.fail(w, r, http.StatusBadRequest, "That product is not for sale here.", nil)
-		return
-	}
-	if req.Quantity < 1 || req.Quantity > product.MaxQuantity {
-		s.fail(w, r, http.StatusBadRequest, fmt.Sprintf("Choose a quantity from 1 to %d.", product.MaxQuantity), nil)
+	lines, problem := s.checkoutLines(asked, len(req.Items) == 0 && !req.FromCart)
+	if problem != "" {
+		s.fail(w, r, http.StatusBadRequest, problem, nil)
 		return
 	}
 
-	placement := orders.Placement{
-		Items:    []orders.Item{{ProductID: product.ID, Name: product.Name, UnitAmount: product.UnitAmount, Quantity: req.Quantity}},
-		Currency: product.Currency,
+	placement := orders.Placement{Items: make([]orders.Item, len(lines)), Currency: lines[0].Currency}
+	products := make(map[string]catalog.Product, len(lines))
+	for i, l := range lines {
+		placement.Items[i] = orders.Item{ProductID: l.ID, Name: l.Name, UnitAmount: l.UnitAmount, Quantity: l.Quantity}
+		products[l.ID] = l.Product
 	}
 	if s.tokens.valid(req.Token) {
-		// The same form, product and quantity name the same order.
-		placement.RequestKey = req.Token + "|" + product.ID + "|" + strconv.FormatInt(req.Quantity, 10)
+		// The same form and lines name the same order.
+		placement.RequestKey = req.Token + "|" + requestLines(lines)
 	}
 	order, _, err := s.orders.PlaceOrder(r.Context(), placement)
+	var short *orders.OutOfStock
+	if errors.As(err, &short) {
+		left := max(0, short.Left)
+		s.failWith(w, r, http.StatusConflict, errorDetail{Message: outOfStockMessage(short), Code: "out_of_stock", ProductID: short.ProductID, Left: &left}, nil)
+		return
+	}
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "We could not record your order. Nothing was charged; please try again.", err)
 		return
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StripeTimeout)
-
 	defer cancel()
-	sess, err := s.sessions.New(s.sessionParams(ctx, order, product))
+	params, err := s.sessionParams(ctx, order, products)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "The payment page could not be opened. Nothing was charged; please try again.", err)
+		return
+	}
+	sess, err := s.sessions.New(params)
 	if err != nil {
 		s.fail(w, r, http.StatusBadGateway, "The payment page could not be opened. Nothing was charged; please try again in a moment.", stripeErr("create checkout session", err))
 		return
@@ -93,13 +138,65 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "record session id", slog.String("order_id", order.ID), slog.Any("error", err))
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "checkout session created",
-		slog.String("order_id", order.ID), slog.String("session_id", sess.ID), slog.Int64("amount", order.AmountTotal), slog.String("currency", order.Currency))
+		slog.String("order_id", order.ID), slog.String("session_id", sess.ID), slog.Int("lines", len(order.Items)),
+		slog.Int64("amount", order.AmountTotal), slog.String("currency", order.Currency))
 
 	if wantsJSON(r) {
 		s.writeJSON(w, r, http.StatusOK, checkoutResponse{SessionID: sess.ID, URL: sess.URL})
 		return
 	}
 	http.Redirect(w, r, sess.URL, http.StatusSeeOther)
+}
+
+// checkoutLines prices the lines a checkout asks for from the catalogue,
+// one per product (a product asked for twice is one line of the sum), or
+// says what is wrong with them, in words for the shopper: an unknown
+// product, a quantity outside 1 to the product's maximum, more than
+// maxCartLines products, or more than one currency. single is the one
+// product of the "Purchase" form, whose messages name no product.
+func (s *Server) checkoutLines(asked []cartLine, single bool) ([]pricedLine, string) {
+	var out []pricedLine
+	at := map[string]int{}
+	for i, l := range asked {
+		p, err := s.catalog.Product(l.ProductID)
+		if err != nil {
+			if single {
+				return nil, "That product is not for sale here."
+			}
+			return nil, fmt.Sprintf("Item %d: that product is not for sale here.", i+1)
+		}
+		j, ok := at[p.ID]
+		if !ok {
+			j, at[p.ID] = len(out), len(out)
+			out = append(out, pricedLine{Product: p})
+		}
+		if l.Quantity < 1 || l.Quantity > p.MaxQuantity || out[j].Quantity+l.Quantity > p.MaxQuantity {
+			if single {
+				return nil, fmt.Sprintf("Choose a quantity from 1 to %d.", p.MaxQuantity)
+			}
+			return nil, fmt.Sprintf("Choose a quantity of %s from 1 to %d.", p.Name, p.MaxQuantity)
+		}
+		out[j].Quantity += l.Quantity
+		if len(out) > maxCartLines {
+			return nil, fmt.Sprintf("An order holds at most %d different products.", maxCartLines)
+		}
+	}
+	if mixed := mixedCurrencies(subtotals(out)); mixed != "" {
+		return nil, mixed
+	}
+	return out, ""
+}
+
+// requestLines is the lines' part of a request key: "id|quantity" per
+// line, sorted by product, joined by "|" (for one product, what the key
+// always was: token|id|quantity).
+func requestLines(lines []pricedLine) string {
+	parts := make([]string, len(lines))
+	for i, l := range lines {
+		parts[i] = l.ID + "|" + strconv.FormatInt(l.Quantity, 10)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "|")
 }
 
 // decodeCheckoutRequest reads a JSON or form-encoded body, capped.
@@ -112,13 +209,20 @@ func decodeCheckoutRequest(w http.ResponseWriter, r *http.Request) (checkoutRequ
 			return req, fmt.Errorf("decode json: %w", err)
 		}
 		req.ProductID = strings.TrimSpace(req.ProductID)
+		if req.ProductID != "" && len(req.Items) > 0 {
+			return req, errTwoShapes
+		}
 		return req, nil
 	}
 	if err := r.ParseForm(); err != nil {
 		return req, fmt.Errorf("parse form: %w", err)
 	}
-	req.ProductID = strings.TrimSpace(r.PostForm.Get("product_id"))
 	req.Token = r.PostForm.Get("checkout_token")
+	if r.PostForm.Get("source") == "cart" {
+		req.FromCart = true
+		return req, nil
+	}
+	req.ProductID = strings.TrimSpace(r.PostForm.Get("product_id"))
 	q := strings.TrimSpace(r.PostForm.Get("quantity"))
 	if q == "" {
 		q = "1"
@@ -132,27 +236,22 @@ func decodeCheckoutRequest(w http.ResponseWriter, r *http.Request) (checkoutRequ
 }
 
 // sessionParams builds the Checkout Session from the server's catalogue and
-// the order only.
-func (s *Server) sessionParams(ctx context.Context, o orders.Order, p catalog.Product) *stripe.CheckoutSessionParams {
+// the order only: one line item per line of the order, in its order (a
+// retry of the same order sends the same parameters under the same
+// idempotency key), priced from products, which holds each line's product.
+func (s *Server) sessionParams(ctx context.Context, o orders.Order, products map[string]catalog.Product) (*stripe.CheckoutSessionParams, error) {
 	base := s.cfg.BaseURL.String()
-	item := &stripe.CheckoutSessionLineItemParams{Quantity: stripe.Int64(o.Items[0].Quantity)}
-	if p.PriceID != "" {
-		item.Price = stripe.String(p.PriceID)
-	} else {
-		item.PriceData = &stripe.CheckoutSessionLineItemPriceDataParams{
-			Currency:   stripe.String(p.Currency),
-			UnitAmount: stripe.Int64(p.UnitAmount),
-			ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{
-				Name: stripe.String(p.Name),
-			},
+	items := make([]*stripe.CheckoutSessionLineItemParams, len(o.Items))
+	for i, it := range o.Items {
+		p, ok := products[it.ProductID]
+		if !ok {
+			return nil, fmt.Errorf("order %s: line %d: product %q not in the request", o.ID, i+1, it.ProductID)
 		}
-		if p.Description != "" {
-			item.PriceData.ProductData.Description = stripe.String(p.Description)
-		}
+		items[i] = lineItem(p, it.Quantity)
 	}
 	params := &stripe.CheckoutSessionParams{
 		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
-		LineItems:         []*stripe.CheckoutSessionLineItemParams{item},
+		LineItems:         items,
 		SuccessURL:        stripe.String(base + "/success?session_id={CHECKOUT_SESSION_ID}"),
 		CancelURL:         stripe.String(base + "/cancelled"),
 		ClientReferenceID: stripe.String(o.ID),
@@ -183,7 +282,28 @@ func (s *Server) sessionParams(ctx context.Context, o orders.Order, p catalog.Pr
 	if opts.BillingAddress {
 		params.BillingAddressCollection = stripe.String(string(stripe.CheckoutSessionBillingAddressCollectionRequired))
 	}
-	return params
+	return params, nil
+}
+
+// lineItem is one product's line of a Checkout Session: its Stripe Price,
+// or else the catalogue's price, name and description.
+func lineItem(p catalog.Product, quantity int64) *stripe.CheckoutSessionLineItemParams {
+	item := &stripe.CheckoutSessionLineItemParams{Quantity: stripe.Int64(quantity)}
+	if p.PriceID != "" {
+		item.Price = stripe.String(p.PriceID)
+		return item
+	}
+	item.PriceData = &stripe.CheckoutSessionLineItemPriceDataParams{
+		Currency:   stripe.String(p.Currency),
+		UnitAmount: stripe.Int64(p.UnitAmount),
+		ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{
+			Name: stripe.String(p.Name),
+		},
+	}
+	if p.Description != "" {
+		item.PriceData.ProductData.Description = stripe.String(p.Description)
+	}
+	return item
 }
 
 // stripeErr describes a failed Stripe call for the log: the error type, code,

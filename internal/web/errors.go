@@ -27,13 +27,26 @@ type errorBody struct {
 type errorDetail struct {
 	Message   string `json:"message"`
 	RequestID string `json:"requestId,omitempty"`
+	// Code, ProductID and Left tell a JSON client what a refusal was
+	// about, where the message says it in words: "out_of_stock", the
+	// product, and how many are left of it.
+	Code      string `json:"code,omitempty"`
+	ProductID string `json:"productId,omitempty"`
+	Left      *int64 `json:"left,omitempty"`
 }
 
 // fail is the one place that decides how an error looks. The handler picks
 // the status and a message safe to show; err, if any, is only logged, with
 // the request id, and never reaches the client.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, message string, err error) {
+	s.failWith(w, r, status, errorDetail{Message: message}, err)
+}
+
+// failWith is fail with more for JSON clients: what d adds to its message
+// is sent to them as fields, and browsers see the message.
+func (s *Server) failWith(w http.ResponseWriter, r *http.Request, status int, d errorDetail, err error) {
 	reqID := middleware.GetReqID(r.Context())
+	d.RequestID = reqID
 	if err != nil {
 		level := slog.LevelWarn
 		if status >= 500 {
@@ -44,13 +57,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, messag
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if wantsJSON(r) {
-		s.writeJSON(w, r, status, errorBody{Error: errorDetail{Message: message, RequestID: reqID}})
+		s.writeJSON(w, r, status, errorBody{Error: d})
 		return
 	}
 	s.render(w, r, status, "error", errorPage{
 		Page:      s.page(http.StatusText(status)),
 		Heading:   errorHeading(status),
-		Message:   message,
+		Message:   d.Message,
 		RequestID: reqID,
 	})
 }
@@ -65,6 +78,8 @@ func errorHeading(status int) string {
 		return "Request refused"
 	case http.StatusTooManyRequests:
 		return "Too many attempts"
+	case http.StatusConflict:
+		return "That can't be done now"
 	case http.StatusBadGateway, http.StatusGatewayTimeout:
 		return "Payments are unavailable"
 	}

@@ -94,6 +94,10 @@ func FuzzCheckoutCreate(f *testing.F) {
 	f.Add(false, "product_id=mug&quantity=3&product_id=tshirt")
 	f.Add(false, "product_id=tshirt&quantity=0x10")
 	f.Add(false, "%zz")
+	f.Add(true, `{"items":[{"productId":"tshirt","quantity":2},{"productId":"tshirt","quantity":9}]}`)
+	f.Add(true, `{"items":[{"productId":"mug","quantity":1},{"productId":"tshirt","quantity":1}]}`)
+	f.Add(true, `{"items":[{"productId":"mug","quantity":1,"unitAmount":1}],"productId":"tshirt"}`)
+	f.Add(false, "source=cart&product_id=tshirt&quantity=1")
 
 	ts := newTestServer(f)
 	f.Fuzz(func(t *testing.T, asJSON bool, body string) {
@@ -116,24 +120,33 @@ func FuzzCheckoutCreate(f *testing.F) {
 			return
 		}
 		p := ts.fake.lastParams(t)
-		if len(p.LineItems) != 1 {
-			t.Fatalf("line items: got %d, want 1", len(p.LineItems))
+		if len(p.LineItems) < 1 || len(p.LineItems) > maxCartLines {
+			t.Fatalf("line items: got %d, want 1 to %d", len(p.LineItems), maxCartLines)
 		}
-		li := p.LineItems[0]
-		var found bool
-		for _, prod := range ts.catalog.Products() {
-			if prod.Name == *li.PriceData.ProductData.Name {
-				found = true
-				if *li.PriceData.UnitAmount != prod.UnitAmount || *li.PriceData.Currency != prod.Currency {
-					t.Fatalf("price reaching Stripe: %d %s, catalogue says %d %s", *li.PriceData.UnitAmount, *li.PriceData.Currency, prod.UnitAmount, prod.Currency)
-				}
-				if q := *li.Quantity; q < 1 || q > prod.MaxQuantity {
-					t.Fatalf("quantity reaching Stripe: %d, want 1..%d", q, prod.MaxQuantity)
+		names := map[string]bool{}
+		for _, li := range p.LineItems {
+			var found bool
+			for _, prod := range ts.catalog.Products() {
+				if prod.Name == *li.PriceData.ProductData.Name {
+					found = true
+					if *li.PriceData.UnitAmount != prod.UnitAmount || *li.PriceData.Currency != prod.Currency {
+						t.Fatalf("price reaching Stripe: %d %s, catalogue says %d %s", *li.PriceData.UnitAmount, *li.PriceData.Currency, prod.UnitAmount, prod.Currency)
+					}
+					if q := *li.Quantity; q < 1 || q > prod.MaxQuantity {
+						t.Fatalf("quantity reaching Stripe: %d, want 1..%d", q, prod.MaxQuantity)
+					}
 				}
 			}
-		}
-		if !found {
-			t.Fatalf("product %q reaching Stripe is not in the catalogue", *li.PriceData.ProductData.Name)
+			if !found {
+				t.Fatalf("product %q reaching Stripe is not in the catalogue", *li.PriceData.ProductData.Name)
+			}
+			if names[*li.PriceData.ProductData.Name] {
+				t.Fatalf("product %q reaching Stripe twice", *li.PriceData.ProductData.Name)
+			}
+			names[*li.PriceData.ProductData.Name] = true
+			if *li.PriceData.Currency != *p.LineItems[0].PriceData.Currency {
+				t.Fatal("line items in two currencies reached Stripe")
+			}
 		}
 	})
 }

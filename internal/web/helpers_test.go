@@ -179,6 +179,9 @@ type testServer struct {
 	dbPath  string
 }
 
+// testCartKey signs cart cookies in tests.
+var testCartKey = []byte("test-cart-key-0123456789abcdef!!")
+
 // testLinks signs order page links in tests.
 var testLinks = orders.LinkKey("test-link-key-0123456789abcdef!!")
 
@@ -226,6 +229,9 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 		{ID: "tshirt", Name: "T-shirt", Description: "Comfortable cotton T-shirt", UnitAmount: 2000, Currency: "usd"},
 		{ID: "mug", Name: "Mug <b>bold</b>", UnitAmount: 1250, Currency: "eur", MaxQuantity: 3},
 	}, cfg.Checkout.MaxQuantityDefault)
+	if cfg.CatalogFile != "" { // a test's own catalogue (see withCatalog)
+		cat, err = catalog.Load(cfg.CatalogFile, cfg.Checkout.MaxQuantityDefault)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +243,7 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 	// (nothing delivers them here).
 	svc := orders.NewService(seen, log, orders.WithChannels(storetest.AllChannels))
 	srv, err := NewServer(Deps{
-		Config: cfg, Catalog: cat, Orders: svc, Links: testLinks, FormKey: []byte("test-form-key-0123456789abcdef!!"),
+		Config: cfg, Catalog: cat, Orders: svc, Links: testLinks, FormKey: []byte("test-form-key-0123456789abcdef!!"), CartKey: testCartKey,
 		Sessions: fake, Refunds: refunds, Logger: log, Templates: templates.FS, Static: static.FS,
 	})
 	if err != nil {

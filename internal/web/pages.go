@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	mrand "math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +28,10 @@ type homePage struct {
 type productView struct {
 	ID, Name, Description, Price, Image string
 	MaxQuantity                         int64
+	// SoldOut, or Left (1 to lowStock; 0: not shown), from the stock the
+	// page was rendered with (see showStock).
+	SoldOut bool
+	Left    int64
 }
 
 func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
@@ -33,13 +39,14 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 	buf := s.pages.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer s.pages.bufs.Put(buf)
-	s.home.render(buf, s.tokens.issue())
+	s.currentHome(r.Context()).render(buf, homeValues{token: s.tokens.issue(), cartCount: s.readCart(r).count()})
 	writeHTML(w, http.StatusOK, buf.Bytes())
 }
 
 // homeView is the home page's view model. The catalogue and the config are
-// fixed for the server's life: only the token changes.
-func (s *Server) homeView(token string) homePage {
+// fixed for the server's life: only the token changes, and what it shows
+// of the stock (see liveHome).
+func (s *Server) homeView(token string, stock stockShown) homePage {
 	products := s.catalog.Products()
 	v := homePage{Page: s.page("Shop"), Products: make([]productView, len(products)), Token: token}
 	for i, p := range products {
@@ -48,36 +55,84 @@ func (s *Server) homeView(token string) homePage {
 			Price:       money.Format(p.UnitAmount, p.Currency),
 			MaxQuantity: p.MaxQuantity,
 		}
+		showStock(&v.Products[i], stock)
 	}
 	return v
 }
 
-// homeCache is the home page rendered once, at start-up, and cut where the
-// form token goes. Executing the template was most of the CPU time of GET /
-// (html/template walks the page by reflection); splicing a fresh token into
+// homeCache is the home page rendered once, at start-up, and cut where
+// what changes per request goes: the form token and the header's cart
+// count. Executing the template was most of the CPU time of GET /
+// (html/template walks the page by reflection); splicing fresh values into
 // the cached bytes gives the very bytes the template would.
 type homeCache struct {
 	parts [][]byte
+	// gaps[i] is what goes between parts[i] and parts[i+1].
+	gaps  []homeGap
+	stock stockShown // what the page shows of the stock
 }
 
-// newHomeCache renders the home page with a token and cuts it there. A
-// token is 48 characters of [A-Za-z0-9_-], which html/template leaves as
-// they are in every context, and random: it cannot occur by chance in the
-// rest of the page.
-func (s *Server) newHomeCache() (homeCache, error) {
+// homeGap names a value spliced into the home page.
+type homeGap uint8
+
+const (
+	gapToken     homeGap = iota // the form token, in every form
+	gapCartCount                // the cart's item count, in the header
+)
+
+// homeValues are one request's values for the gaps.
+type homeValues struct {
+	token     string
+	cartCount int64
+}
+
+// newHomeCache renders the home page with a marker for each value and cuts
+// it at every marker. Each marker is random and comes out of html/template
+// as it went in: a token is 48 characters of [A-Za-z0-9_-], left as they
+// are in every context, and the count's marker 19 decimal digits, so
+// neither occurs by chance in the rest of the page. Each value must print
+// the same in every context it appears in: the count is printed as a
+// plain number, like the marker.
+func (s *Server) newHomeCache(stock stockShown) (homeCache, error) {
 	token := s.tokens.issue()
+	count := 1e18 + mrand.Int64N(8e18)
 	var buf bytes.Buffer
-	if err := s.pages.byName["home"].ExecuteTemplate(&buf, "layout", s.homeView(token)); err != nil {
+	if err := s.pages.byName["home"].ExecuteTemplate(&buf, "layout", newFrame(s.homeView(token, stock), cartBadge{Count: count})); err != nil {
 		return homeCache{}, fmt.Errorf("render home page: %w", err)
 	}
-	return homeCache{parts: bytes.Split(buf.Bytes(), []byte(token))}, nil
+	h := homeCache{stock: stock}
+	h.parts, h.gaps = cutAt(buf.Bytes(), []byte(token), strconv.AppendInt(nil, count, 10))
+	return h, nil
 }
 
-// render writes the page with token in every form.
-func (h homeCache) render(buf *bytes.Buffer, token string) {
+// cutAt cuts page at every occurrence of each marker, in page order, and
+// says which marker each cut was (its index in markers, as a homeGap).
+func cutAt(page []byte, markers ...[]byte) (parts [][]byte, gaps []homeGap) {
+	for {
+		at, which := -1, 0
+		for i, m := range markers {
+			if j := bytes.Index(page, m); j >= 0 && (at < 0 || j < at) {
+				at, which = j, i
+			}
+		}
+		if at < 0 {
+			return append(parts, page), gaps
+		}
+		parts, gaps = append(parts, page[:at]), append(gaps, homeGap(which))
+		page = page[at+len(markers[which]):]
+	}
+}
+
+// render writes the page with v's values in their gaps.
+func (h *homeCache) render(buf *bytes.Buffer, v homeValues) {
 	for i, p := range h.parts {
 		if i > 0 {
-			buf.WriteString(token)
+			switch h.gaps[i-1] {
+			case gapToken:
+				buf.WriteString(v.token)
+			case gapCartCount:
+				buf.Write(strconv.AppendInt(buf.AvailableBuffer(), v.cartCount, 10))
+			}
 		}
 		buf.Write(p)
 	}

@@ -99,12 +99,15 @@ func TestPagesRender(t *testing.T) {
 	ts := newTestServer(t)
 	evil := `<script>alert("x")</script>`
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	fixtures := map[string]any{
+	fixtures := map[string]view{
 		"home": homePage{Page: ts.page("Shop"), Products: []productView{{ID: "x", Name: evil, Description: evil, Price: "$1.00", MaxQuantity: 2}}},
 		"success": successPage{Page: ts.page("Thank you"), State: "paid", Heading: "Payment received", Message: "ok",
 			Items: []lineView{{Name: evil, Quantity: 1, Amount: "$1.00"}}, Total: "$1.00", Email: evil, OrderID: "ord_x"},
 		"cancelled": cancelledPage{Page: ts.page("Cancelled")},
-		"error":     errorPage{Page: ts.page("Error"), Heading: "Oops", Message: evil, RequestID: "req"},
+		"cart": cartPage{Page: ts.page("Your cart"), Token: "tok", Mixed: evil,
+			Lines:     []cartLineView{{ProductID: "x", Name: evil, Price: "$1.00", Amount: "$2.00", Quantity: 2, MaxQuantity: 3, Action: "/cart/items/x"}},
+			Subtotals: []subtotalView{{Currency: "USD", Amount: "$2.00"}}},
+		"error": errorPage{Page: ts.page("Error"), Heading: "Oops", Message: evil, RequestID: "req"},
 		"admin_orders": adminOrdersPage{Page: ts.page("Orders"), Statuses: []statusOption{{Value: "paid", Selected: true}},
 			Orders: []adminOrderRow{{Created: now.Format(time.DateTime), Status: "paid", Items: evil, Email: evil,
 				Notifications: []notificationView{{ID: "ntf_x", Channel: "webhook", Status: "dead", LastError: evil, Dead: true}}}}},
@@ -119,6 +122,8 @@ func TestPagesRender(t *testing.T) {
 			NoRefund:      evil},
 		"admin_alarms": adminAlarmsPage{Page: ts.page("Alarms"), Open: true,
 			Alarms: []alarmRow{{Created: now.Format(time.DateTime), Kind: "unreadable_event", Ref: evil, OrderID: evil, Detail: evil}}},
+		"admin_products": adminProductsPage{Page: ts.page("Products"),
+			Products: []productStockRow{{ID: "x", Name: evil, Action: "/admin/products/x/stock", Limited: true, Left: 3, Held: 1, Sold: 2, Max: maxStock}}},
 		"order": orderPage{Page: ts.page("Your order"), OrderID: "ord_x", State: "paid", Heading: "Order confirmed", Status: evil,
 			Items: []lineView{{Name: evil, Quantity: 1, Amount: "$1.00"}}, Total: "$1.00"},
 	}

@@ -38,6 +38,10 @@ func refundReasons() []string { return []string{"duplicate", "fraudulent", "requ
 type refundRequest struct {
 	Amount *int64 `json:"amount"`
 	Reason string `json:"reason"`
+	// Restock puts the order's quantities back in stock once the refund
+	// leaves it refunded in full; it is refused, before Stripe is called,
+	// for a refund of less than all that is left.
+	Restock bool `json:"restock"`
 	// token is the refund form's token (a form post only).
 	token string
 }
@@ -47,6 +51,8 @@ type refundRequest struct {
 type refundBody struct {
 	Order  orders.Order `json:"order"`
 	Refund refundJSON   `json:"refund"`
+	// Restocked says the order's quantities went back in stock.
+	Restocked bool `json:"restocked"`
 }
 
 type refundJSON struct {
@@ -117,6 +123,10 @@ func (s *Server) handleRefundCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusConflict, fmt.Sprintf("At most %d (%s) is left to refund on this order; nothing was refunded.", rest, money.Format(rest, o.Currency)), nil)
 		return
 	}
+	if why := restockRefusal(o, amount, req.Restock); why != "" {
+		s.fail(w, r, http.StatusConflict, why, nil)
+		return
+	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StripeTimeout)
 	defer cancel()
@@ -151,19 +161,29 @@ func (s *Server) handleRefundCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, "Stripe made refund "+info.ID+", but the shop could not record it yet; it will show on the order page when Stripe's webhook arrives.", err)
 		return
 	}
+	if req.Restock {
+		if after, err = s.restockRefunded(r.Context(), after); err != nil {
+			status, msg := http.StatusServiceUnavailable, "Stripe made refund "+info.ID+" and the shop recorded it, but the quantities could not be put back in stock; set them on /admin/products."
+			if errors.Is(err, orders.ErrRule) {
+				status, msg = http.StatusConflict, "Stripe made refund "+info.ID+" and the shop recorded it, but the order is not refunded in full, so nothing was put back in stock; set the stock on /admin/products if it should be."
+			}
+			s.fail(w, r, status, msg, err)
+			return
+		}
+	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "admin refunded an order",
 		slog.String("order_id", o.ID), slog.String("refund_id", info.ID),
 		slog.Int64("amount", info.Amount), slog.String("currency", o.Currency),
 		slog.String("reason", info.Reason), slog.String("refund_status", info.Status),
 		slog.Int64("refunded_before", o.AmountRefunded), slog.Int64("refunded_after", after.AmountRefunded),
-		slog.String("from", string(o.Status)), slog.String("to", string(after.Status)),
+		slog.String("from", string(o.Status)), slog.String("to", string(after.Status)), slog.Bool("restocked", after.HoldState == orders.HoldReturned),
 		slog.String("request_id", middleware.GetReqID(r.Context())),
 	)
 	if wantsJSON(r) {
 		s.writeJSON(w, r, http.StatusOK, refundBody{Order: after.Public(), Refund: refundJSON{
 			ID: info.ID, Amount: info.Amount, Currency: o.Currency, Status: info.Status, Reason: info.Reason,
 			PaymentIntent: info.PaymentIntent, Created: info.Created,
-		}})
+		}, Restocked: req.Restock})
 		return
 	}
 	http.Redirect(w, r, adminOrderPath(o.ID), http.StatusSeeOther)
@@ -221,6 +241,37 @@ func refundRefusal(o orders.Order) string {
 	return ""
 }
 
+// restockRefusal says why a refund of amount cannot restock o (when
+// restock is asked for), or returns "". Restocking puts the whole order
+// back, so only the refund that leaves the order refunded in full may ask
+// for it: refunding part and restocking all would lose count of what the
+// shopper kept.
+func restockRefusal(o orders.Order, amount int64, restock bool) string {
+	switch {
+	case !restock:
+		return ""
+	case o.HoldState != orders.HoldSold:
+		return "This order took nothing from a counted stock: there is nothing to put back. Send the refund without restock; nothing was refunded."
+	case amount != o.Refundable():
+		rest := o.Refundable()
+		return fmt.Sprintf("Restocking puts the whole order back, so only a refund of all that is left (%d, %s) can restock. Refund that, or refund without restock; nothing was refunded.", rest, money.Format(rest, o.Currency))
+	}
+	return ""
+}
+
+// restockRefunded puts the quantities of an order just refunded in full
+// back in stock. An order already restocked (a double submit of the same
+// form, the other one first) is left as it is.
+func (s *Server) restockRefunded(ctx context.Context, o orders.Order) (orders.Order, error) {
+	after, err := s.orders.Restock(ctx, o.ID)
+	if errors.Is(err, orders.ErrRule) {
+		if cur, lerr := s.orders.Order(ctx, o.ID); lerr == nil && cur.HoldState == orders.HoldReturned {
+			return cur, nil
+		}
+	}
+	return after, err
+}
+
 // decodeRefundRequest reads a JSON or form-encoded body, capped. A form's
 // empty amount means everything not yet refunded.
 func decodeRefundRequest(w http.ResponseWriter, r *http.Request) (refundRequest, error) {
@@ -237,6 +288,16 @@ func decodeRefundRequest(w http.ResponseWriter, r *http.Request) (refundRequest,
 	}
 	req.Reason = strings.TrimSpace(r.PostForm.Get("reason"))
 	req.token = r.PostForm.Get("refund_token")
+	if v := strings.TrimSpace(r.PostForm.Get("restock")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if v == "on" { // a checkbox without a value
+			b, err = true, nil
+		}
+		if err != nil {
+			return req, fmt.Errorf("restock %q: %w", v, err)
+		}
+		req.Restock = b
+	}
 	if a := strings.TrimSpace(r.PostForm.Get("amount")); a != "" {
 		n, err := strconv.ParseInt(a, 10, 64)
 		if err != nil {

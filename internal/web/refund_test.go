@@ -706,7 +706,7 @@ func TestNewServerNeedsRefunds(t *testing.T) {
 		cfg := testConfig()
 		cfg.AdminPassword = adminPassword
 		return Deps{Config: cfg, Catalog: catalog.Default(10), Orders: orders.NewService(store, log), Links: testLinks,
-			FormKey: []byte("test-form-key-0123456789abcdef!!"), Sessions: newFakeSessions(), Logger: log,
+			FormKey: []byte("test-form-key-0123456789abcdef!!"), CartKey: testCartKey, Sessions: newFakeSessions(), Logger: log,
 			Templates: templates.FS, Static: static.FS}
 	}
 	if _, err := NewServer(deps("let-me-in")); err == nil || !strings.Contains(err.Error(), "refunds client") {

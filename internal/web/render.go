@@ -17,7 +17,7 @@ type pages struct {
 }
 
 // pageNames lists the page templates; parsePages fails if one is missing.
-var pageNames = []string{"home", "success", "cancelled", "error", "admin_orders", "admin_order", "order", "admin_alarms"}
+var pageNames = []string{"home", "success", "cancelled", "error", "admin_orders", "admin_order", "order", "admin_alarms", "admin_products", "cart"}
 
 func parsePages(fsys fs.FS) (*pages, error) {
 	p := &pages{byName: make(map[string]*template.Template, len(pageNames))}
@@ -35,16 +35,40 @@ func parsePages(fsys fs.FS) (*pages, error) {
 	return p, nil
 }
 
-// Page is what the layout needs; every page's view model embeds it.
+// Page is what the layout needs of a page; every page's view model embeds
+// it, and so is a view.
 type Page struct {
 	Title    string
 	ShopName string
 	Demo     bool
 }
 
-// render executes a page into a pooled buffer and only then writes headers
-// and body, so a template error never sends half a page.
-func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+// view is a page's view model: a struct that embeds Page.
+type view interface{ layoutPage() Page }
+
+func (p Page) layoutPage() Page { return p }
+
+// frame is what the layout executes with: the page's Page, what the header
+// shows for this request (the shopper's cart), and the page's own view
+// model, which the page's "head" and "content" templates get as their dot.
+// The header is the request's, not the page's, so handlers need not each
+// read the cart.
+type frame struct {
+	Page Page
+	Cart cartBadge
+	View view
+}
+
+func newFrame(v view, c cartBadge) frame { return frame{Page: v.layoutPage(), Cart: c, View: v} }
+
+// render renders a page with the request's cart in its header.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
+	s.renderFrame(w, r, status, name, newFrame(v, s.readCart(r).badge()))
+}
+
+// renderFrame executes a page into a pooled buffer and only then writes
+// headers and body, so a template error never sends half a page.
+func (s *Server) renderFrame(w http.ResponseWriter, r *http.Request, status int, name string, data frame) {
 	t := s.pages.byName[name]
 	buf := s.pages.bufs.Get().(*bytes.Buffer)
 	buf.Reset()

@@ -19,6 +19,9 @@ func (s *Server) routes() http.Handler {
 	r.With(s.rateLimit).Post("/create-checkout-session", s.handleCheckoutCreate)
 	r.With(s.rateLimit).Get("/success", s.handleSuccess) // reads the session from Stripe
 	r.Get("/cancelled", s.handleCancelled)
+	r.Get("/cart", s.handleCartPage)
+	r.Post("/cart/items", s.handleCartAdd)                 // form: 303 back to the product
+	r.Post("/cart/items/{product_id}", s.handleCartUpdate) // quantity 0 removes; form: 303 to /cart
 	r.Get("/orders/{id}", s.handleOrderPage)
 	r.Post("/webhook", s.handleWebhook) // signed by Stripe: exempt from sameOrigin
 	r.Get("/healthz", s.handleHealth)
@@ -29,6 +32,8 @@ func (s *Server) routes() http.Handler {
 		r.With(s.adminAuth).Get("/admin/metrics", s.metrics.Handler().ServeHTTP)
 		r.With(s.adminAuth).Post("/admin/notifications/{id}/retry", s.handleNotificationRetry)
 		r.With(s.adminAuth).Get("/admin/alarms", s.handleAdminAlarms)
+		r.With(s.adminAuth).Get("/admin/products", s.handleAdminProducts)
+		r.With(s.adminAuth).Post("/admin/products/{id}/stock", s.handleStockSet)
 	}
 	r.Handle("/static/*", s.staticFiles())
 	return r

@@ -44,6 +44,7 @@ type Deps struct {
 	Orders    *orders.Service // the one door to orders, reads and writes
 	Links     orders.LinkKey  // signs order page links
 	FormKey   []byte          // signs purchase form tokens
+	CartKey   []byte          // signs the cart cookie
 	Sessions  CheckoutSessions
 	Refunds   Refunds // the admin's refunds; needed when the admin is on (Config.AdminPassword)
 	Logger    *slog.Logger
@@ -60,6 +61,7 @@ type Server struct {
 	orders  *orders.Service
 	links   orders.LinkKey
 	tokens  formTokens
+	carts   cartCookies
 	// sessionReads spaces the success page's reads of each session.
 	sessionReads *readThrottle
 	// forgeries counts failed webhook signatures per client; forgeryLog
@@ -71,7 +73,7 @@ type Server struct {
 	log        *slog.Logger
 	now        func() time.Time
 	pages      *pages
-	home       homeCache
+	home       *liveHome
 	// configJSON is GET /config's body, encoded once: it never changes.
 	configJSON []byte
 	static     fs.FS
@@ -96,6 +98,9 @@ func NewServer(d Deps) (*Server, error) {
 	}
 	if len(d.FormKey) < 16 {
 		missing = append(missing, errors.New("form token key"))
+	}
+	if len(d.CartKey) < 16 {
+		missing = append(missing, errors.New("cart cookie key"))
 	}
 	if d.Sessions == nil {
 		missing = append(missing, errors.New("checkout sessions client"))
@@ -128,6 +133,7 @@ func NewServer(d Deps) (*Server, error) {
 		orders:       d.Orders,
 		links:        d.Links,
 		tokens:       formTokens{key: d.FormKey, ttl: cmp.Or(d.Config.SessionTTL, 30*time.Minute), now: d.Now},
+		carts:        cartCookies{key: d.CartKey, secure: d.Config.BaseURL.Scheme == "https"},
 		sessionReads: newReadThrottle(time.Second, d.Now),
 		forgeries:    ratelimit.New(ratelimit.Config{PerClient: forgeriesPerMinute / 60.0, PerClientBurst: forgeriesPerMinute, Now: d.Now}),
 		forgeryLog:   &sampler{perMinute: forgeryLogsPerMin},
@@ -142,7 +148,7 @@ func NewServer(d Deps) (*Server, error) {
 		guesses:      newAdminLimiter(d.Now),
 		metrics:      d.Metrics,
 	}
-	if s.home, err = s.newHomeCache(); err != nil {
+	if s.home, err = s.newLiveHome(); err != nil {
 		return nil, err
 	}
 	if s.configJSON, err = json.Marshal(configBody{PublicKey: d.Config.PublishableKey}); err != nil {

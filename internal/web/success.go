@@ -58,7 +58,7 @@ func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
 	// session of it): Stripe says, at most once a second per session.
 	switch {
 	case known && (settled(order.Status) || !s.sessionReads.take(order.ID)):
-		s.render(w, r, http.StatusOK, "success", s.successView(order, nil, ""))
+		s.renderSuccess(w, r, order, nil, "")
 		return
 	case !known && !s.sessionReads.take(id):
 		s.fail(w, r, http.StatusNotFound, "We have no order for this confirmation link.", nil)
@@ -82,7 +82,7 @@ func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
 		// Stripe is unreachable or slow: the webhook will still settle the
 		// order, so tell the shopper what we know instead of failing.
 		s.log.WarnContext(r.Context(), "success page: session not retrieved; showing confirmation pending", "order_id", order.ID, "error", stripeErr("retrieve checkout session", err))
-		s.render(w, r, http.StatusOK, "success", s.successView(order, nil, "confirming"))
+		s.renderSuccess(w, r, order, nil, "confirming")
 		return
 	}
 	read, err := readSession(sess)
@@ -98,10 +98,17 @@ func (s *Server) handleSuccess(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "success page: apply the session read", "order_id", order.ID, "error", err)
-		s.render(w, r, http.StatusOK, "success", s.successView(order, nil, "confirming"))
+		s.renderSuccess(w, r, order, nil, "confirming")
 		return
 	}
-	s.render(w, r, http.StatusOK, "success", s.successView(order, &read, ""))
+	s.renderSuccess(w, r, order, &read, "")
+}
+
+// renderSuccess shows the success page of o; a paid order empties the cart
+// it bought (see cartAfterSuccess), and the header shows the cart after.
+func (s *Server) renderSuccess(w http.ResponseWriter, r *http.Request, o orders.Order, sess *orders.Session, state string) {
+	c := s.cartAfterSuccess(w, r, o)
+	s.renderFrame(w, r, http.StatusOK, "success", newFrame(s.successView(o, sess, state), c.badge()))
 }
 
 // successView describes the order; state overrides the order's own status.
