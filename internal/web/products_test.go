@@ -482,10 +482,11 @@ func TestRefundRestockDoubleSubmit(t *testing.T) {
 
 // BenchmarkCheckout posts the home page's form from concurrent senders,
 // Stripe faked: the shop's own cost of placing an order, for a product
-// without a stock and for one whose stock is counted (its level read,
-// held and written in the order's write). The target is the stock
-// case within 10% of the other: compare the two ns/op (make bench; the
-// load run's "(stock)" row measures the same with stripe-mock).
+// without a stock and for one whose stock is counted (its level held and
+// written in the order's write). With nothing to wait for but the single
+// SQLite writer, the difference between the two ns/op is the hold's
+// writer time; cmd/bench's "(stock)" row measures the whole checkout,
+// Stripe call included, against its target (stock ≥ 0.90 × unlimited).
 func BenchmarkCheckout(b *testing.B) {
 	for _, name := range []string{"unlimited", "stock"} {
 		b.Run(name, func(b *testing.B) {
