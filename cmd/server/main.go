@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // SHOP_TIMEZONE works in images without a zone database
 )
 
 func main() {

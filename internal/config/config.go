@@ -62,6 +62,10 @@ type Config struct {
 	// ProcessingHold is how long a delayed payment keeps its order's hold
 	// on stock (PROCESSING_HOLD, default 336h: 14 days).
 	ProcessingHold time.Duration
+	// Location is the shop's time zone (SHOP_TIMEZONE, an IANA name such
+	// as Europe/Paris; default UTC): the admin shows times in it, and its
+	// days are the days of the overview and of the date filters.
+	Location *time.Location
 	// LogCustomerEmails shows shoppers' email addresses in logs
 	// (LOG_CUSTOMER_EMAILS); by default they are masked, a***@example.com.
 	LogCustomerEmails bool
@@ -273,6 +277,15 @@ func Load(getenv func(string) string) (Config, error) {
 	c.LogCustomerEmails = boolVar(get("LOG_CUSTOMER_EMAILS"), "LOG_CUSTOMER_EMAILS", bad)
 	c.SessionTTL = durationRange(get("CHECKOUT_SESSION_TTL"), 30*time.Minute, 30*time.Minute, 24*time.Hour, "CHECKOUT_SESSION_TTL", bad)
 	c.ProcessingHold = durationRange(get("PROCESSING_HOLD"), 14*24*time.Hour, time.Hour, 60*24*time.Hour, "PROCESSING_HOLD", bad)
+	c.Location = time.UTC
+	if tz := get("SHOP_TIMEZONE"); tz != "" {
+		loc, err := time.LoadLocation(tz)
+		if err != nil || tz == "Local" {
+			bad("SHOP_TIMEZONE must be an IANA time zone such as Europe/Paris or America/New_York, got %q", tz)
+		} else {
+			c.Location = loc
+		}
+	}
 	if c.Live() {
 		liveProblems(c, bad)
 	}

@@ -31,12 +31,13 @@ func TestLoadDefaults(t *testing.T) {
 		"timeout": c.StripeTimeout, "secrets": len(c.WebhookSecrets), "max": c.Checkout.MaxQuantityDefault,
 		"api": c.StripeAPIBase, "admin": c.AdminPassword, "demo": c.DemoMode, "addr": c.Addr(),
 		"reconcile": c.ReconcileInterval, "window": c.ReconcileWindow, "shutdown": c.ShutdownTimeout, "rate": c.RateLimit,
+		"tz": c.Location.String(),
 	}
 	want := map[string]any{
 		"base": "http://localhost:8000", "port": 8000, "db": Database{Driver: "sqlite", DSN: "data/shop.db"}, "locale": "auto",
 		"timeout": 10 * time.Second, "secrets": 0, "max": int64(10), "api": "", "admin": "", "demo": false, "addr": ":8000",
 		"reconcile": time.Duration(0), "window": 72 * time.Hour, "shutdown": 20 * time.Second,
-		"rate": RateLimit{PerClientPerMinute: 10, Burst: 5, GlobalPerSecond: 20},
+		"rate": RateLimit{PerClientPerMinute: 10, Burst: 5, GlobalPerSecond: 20}, "tz": "UTC",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -52,6 +53,7 @@ func TestLoadAll(t *testing.T) {
 		"CHECKOUT_AUTOMATIC_TAX": "1", "CHECKOUT_SHIPPING_COUNTRIES": "us, ca", "CHECKOUT_BILLING_ADDRESS": "true",
 		"CHECKOUT_MAX_QUANTITY": "5", "CHECKOUT_ORIGINS": "http://localhost:12113", "DEMO_MODE": "true", "LOG_FORMAT": "json",
 		"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "RATE_LIMIT_PER_MINUTE": "30", "RATE_LIMIT_BURST": "2", "RATE_LIMIT_GLOBAL_PER_SECOND": "7.5",
+		"SHOP_TIMEZONE": "Europe/Paris",
 	} {
 		e[k] = v
 	}
@@ -63,7 +65,7 @@ func TestLoadAll(t *testing.T) {
 		"secrets": c.WebhookSecrets, "base": c.BaseURL.String(), "port": c.Port, "db": c.Database, "api": c.StripeAPIBase,
 		"timeout": c.StripeTimeout, "catalog": c.CatalogFile, "admin": c.AdminPassword, "checkout": c.Checkout,
 		"origins": c.CheckoutOrigins, "demo": c.DemoMode, "log": c.LogFormat,
-		"proxies": fmt.Sprint(c.TrustedProxies), "rate": c.RateLimit,
+		"proxies": fmt.Sprint(c.TrustedProxies), "rate": c.RateLimit, "tz": c.Location.String(),
 	}
 	want := map[string]any{
 		"secrets": []string{"whsec_one", "whsec_two"}, "base": "https://shop.example.com", "port": 9000,
@@ -72,6 +74,7 @@ func TestLoadAll(t *testing.T) {
 		"checkout": CheckoutOptions{Locale: "de", PromotionCodes: true, AutomaticTax: true, ShippingCountries: []string{"US", "CA"}, BillingAddress: true, MaxQuantityDefault: 5},
 		"origins":  []string{"http://localhost:12113"}, "demo": true, "log": "json",
 		"proxies": "[10.0.0.0/8 192.168.1.7/32]", "rate": RateLimit{PerClientPerMinute: 30, Burst: 2, GlobalPerSecond: 7.5},
+		"tz": "Europe/Paris",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -120,6 +123,8 @@ func TestLoadRejects(t *testing.T) {
 		{"bad burst", map[string]string{"RATE_LIMIT_BURST": "0"}, []string{"RATE_LIMIT_BURST must be"}},
 		{"bad global", map[string]string{"RATE_LIMIT_GLOBAL_PER_SECOND": "fast"}, []string{"RATE_LIMIT_GLOBAL_PER_SECOND must be a number"}},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, []string{"LOG_FORMAT must be"}},
+		{"bad time zone", map[string]string{"SHOP_TIMEZONE": "Mars/Olympus"}, []string{"SHOP_TIMEZONE must be an IANA time zone"}},
+		{"local time zone", map[string]string{"SHOP_TIMEZONE": "Local"}, []string{"SHOP_TIMEZONE must be an IANA time zone"}},
 		{"fulfilment url without secret", map[string]string{"FULFILMENT_WEBHOOK_URL": "https://orders.example.com/hook"},
 			[]string{"FULFILMENT_WEBHOOK_URL is set but FULFILMENT_WEBHOOK_SECRET is not"}},
 		{"fulfilment secret without url", map[string]string{"FULFILMENT_WEBHOOK_SECRET": strings.Repeat("s", 32)},
