@@ -46,6 +46,7 @@ type sessionObject struct {
 		Email string `json:"email"`
 	} `json:"customer_details"`
 	PaymentIntent      idOrObject `json:"payment_intent"`
+	PaymentLink        idOrObject `json:"payment_link"`
 	CurrencyConversion *struct {
 		AmountSubtotal *int64 `json:"amount_subtotal"`
 		AmountTotal    *int64 `json:"amount_total"`
@@ -172,7 +173,7 @@ func ParseSession(object []byte, apiVersion string) (Session, error) {
 	if so.CustomerDetails != nil && so.CustomerDetails.Email != "" {
 		s.Email = so.CustomerDetails.Email
 	}
-	s.PaymentIntent = string(so.PaymentIntent)
+	s.PaymentIntent, s.PaymentLink = string(so.PaymentIntent), string(so.PaymentLink)
 	if cc := so.CurrencyConversion; cc != nil && cc.SourceCurrency != "" && apiVersion < AdaptivePricingMoved {
 		// The shopper paid in their own currency: the shop's figures are
 		// the source ones.

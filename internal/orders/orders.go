@@ -113,6 +113,9 @@ type Order struct {
 	// constants); HoldUntil when it ends unless the order is paid.
 	HoldState string     `json:"hold,omitempty"`
 	HoldUntil *time.Time `json:"holdUntil,omitempty"`
+	// Source is how the order came: SourceShop, placed in the shop, or
+	// SourcePaymentLink, a Payment Link or Buy Button sale.
+	Source string `json:"source"`
 	// Payment is the payment's own state, which the state machine moves;
 	// Status shows it with the refunds and dispute on top.
 	Payment Status `json:"-"`
@@ -129,6 +132,9 @@ type Order struct {
 // Public returns o as the shop shows it to receivers and the admin: lists
 // that are empty are [] rather than null.
 func (o Order) Public() Order {
+	if o.Source == "" {
+		o.Source = SourceShop
+	}
 	if o.Refunds == nil {
 		o.Refunds = []Refund{}
 	}
@@ -137,6 +143,12 @@ func (o Order) Public() Order {
 	}
 	return o
 }
+
+// Where orders come from (Order.Source).
+const (
+	SourceShop        = "shop"
+	SourcePaymentLink = "payment_link"
+)
 
 // Refund is one refund of an order's payment, as Stripe last described it.
 type Refund struct {
@@ -332,6 +344,7 @@ type Session struct {
 	Currency       string
 	Email          string
 	PaymentIntent  string // pi_..., once paid
+	PaymentLink    string // plink_..., when a Payment Link or Buy Button made the session
 }
 
 // Event is a verified Stripe event about a Checkout Session.

@@ -39,6 +39,8 @@ type Service struct {
 	sessionTTL     time.Duration
 	processingHold time.Duration
 	writeTimeout   time.Duration
+	lineItems      LineItems
+	priceProduct   func(priceID string) (productID string, ok bool)
 
 	mu        sync.Mutex
 	lastWrite error // the latest write's store failure, or nil
@@ -217,7 +219,8 @@ type Placement struct {
 // purchase.
 func (s *Service) PlaceOrder(ctx context.Context, p Placement) (o Order, reused bool, err error) {
 	now := s.clock()
-	o = Order{ID: NewID(), Status: StatusPending, Payment: StatusPending, Items: p.Items, Currency: p.Currency, CreatedAt: now, UpdatedAt: now}
+	o = Order{ID: NewID(), Status: StatusPending, Payment: StatusPending, Items: p.Items, Currency: p.Currency, CreatedAt: now, UpdatedAt: now,
+		Source: SourceShop}
 	for _, it := range p.Items {
 		if it.Quantity > 0 && it.UnitAmount > (math.MaxInt64-o.AmountTotal)/it.Quantity {
 			return Order{}, false, ruleErr("order amount overflows")
@@ -313,12 +316,24 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) (ApplyResult, error
 		return ApplyResult{}, ruleErr("event without id")
 	}
 	acts := Acts(ev.Type)
+	lines, err := s.linkLines(ctx, ev)
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply event %s: %w", ev.ID, err)
+	}
 	var res ApplyResult
-	err := s.write(ctx, "apply_event", func(ctx context.Context, tx Tx, fx *effects) error {
+	err = s.write(ctx, "apply_event", func(ctx context.Context, tx Tx, fx *effects) error {
 		res = ApplyResult{}
 		o, found, err := matchEvent(ctx, tx, ev)
 		if err != nil {
 			return err
+		}
+		if !found && lines != nil {
+			// A Payment Link sale: it becomes an order, then the event
+			// applies to it as to any other.
+			if o, err = s.insertLinkOrder(ctx, tx, ev, lines); err != nil {
+				return err
+			}
+			found = true
 		}
 		rec := EventRecord{
 			ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, SessionID: ev.Session.ID,

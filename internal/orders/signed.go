@@ -159,6 +159,10 @@ func (s *Service) Alarms(ctx context.Context, f AlarmFilter) ([]Alarm, error) {
 	return append(derived, stored...), nil
 }
 
+// Alarm returns one stored alarm; a derived one is not stored, so it is
+// not found (ErrNotFound).
+func (s *Service) Alarm(ctx context.Context, id string) (Alarm, error) { return s.store.Alarm(ctx, id) }
+
 // ResolveAlarm marks a stored alarm resolved by hand and returns it. An
 // alarm already resolved stays as it was. A derived alarm is not stored, so
 // it is not found (ErrNotFound): it ends with its cause.

@@ -241,6 +241,15 @@ func (s *Service) settleHold(ctx context.Context, tx Tx, before Order, after *Or
 	case is == StatusProcessing && after.HoldState == HoldHeld:
 		until := now.Add(s.processingHold)
 		after.HoldUntil = &until
+	case is == StatusProcessing && after.HoldState == HoldReleased && after.Source == SourcePaymentLink:
+		// A Payment Link sale paid by a delayed method holds its stock
+		// while the payment settles, if there is enough; if not, the
+		// payment takes what is left when it lands.
+		err := hold(ctx, tx, after, now.Add(s.processingHold))
+		if errors.Is(err, ErrOutOfStock) {
+			return nil
+		}
+		return err
 	case (is == StatusExpired || is == StatusFailed) && after.HoldState == HoldHeld:
 		return moveHold(ctx, tx, after, HoldReleased)
 	}

@@ -16,7 +16,7 @@ import (
 
 const orderColumns = `id, status, items, amount_total, currency, session_id, email, review,
 	created_at, updated_at, paid_at, fulfilled_at, version,
-	payment_state, payment_intent_id, amount_paid, amount_refunded, refunds, dispute, refunds_as_of, charge_refunded, hold_state, hold_until`
+	payment_state, payment_intent_id, amount_paid, amount_refunded, refunds, dispute, refunds_as_of, charge_refunded, hold_state, hold_until, source`
 
 const notificationColumns = `id, order_id, type, channel, recipient, status, attempts, last_error,
 	next_attempt_at, created_at, delivered_at, deadline, claimed_by, claimed_until, payload`
@@ -144,10 +144,10 @@ func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
 		return err
 	}
 	tag, err := t.t.Exec(ctx, `INSERT INTO orders (`+orderColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (id) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) ON CONFLICT (id) DO NOTHING`,
 		o.ID, string(o.Status), items, o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
 		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt),
-		string(o.PaymentState()), nullString(o.PaymentIntentID), o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.HoldState, nullTime(o.HoldUntil))
+		string(o.PaymentState()), nullString(o.PaymentIntentID), o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.HoldState, nullTime(o.HoldUntil), o.Source)
 	if err != nil {
 		return err
 	}
@@ -479,7 +479,7 @@ func scanOrder(row pgx.Row) (orders.Order, error) {
 	)
 	err := row.Scan(&o.ID, &status, &items, &o.AmountTotal, &o.Currency, &session, &o.Email, &o.Review,
 		&o.CreatedAt, &o.UpdatedAt, &paid, &fulfilled, &o.Version,
-		&payment, &pi, &o.AmountPaid, &o.AmountRefunded, &refunds, &dispute, &o.RefundsAsOf, &o.ChargeRefunded, &o.HoldState, &holdUntil)
+		&payment, &pi, &o.AmountPaid, &o.AmountRefunded, &refunds, &dispute, &o.RefundsAsOf, &o.ChargeRefunded, &o.HoldState, &holdUntil, &o.Source)
 	if err != nil {
 		return orders.Order{}, err
 	}

@@ -16,7 +16,7 @@ import (
 
 const orderColumns = `id, status, items, amount_total, currency, session_id, email, review,
 	created_at, updated_at, paid_at, fulfilled_at, version,
-	payment_state, payment_intent_id, amount_paid, amount_refunded, refunds, dispute, refunds_as_of, charge_refunded, hold_state, hold_until`
+	payment_state, payment_intent_id, amount_paid, amount_refunded, refunds, dispute, refunds_as_of, charge_refunded, hold_state, hold_until, source`
 
 const notificationColumns = `id, order_id, type, channel, recipient, status, attempts, last_error,
 	next_attempt_at, created_at, delivered_at, deadline, claimed_by, claimed_until, payload`
@@ -24,7 +24,7 @@ const notificationColumns = `id, order_id, type, channel, recipient, status, att
 // The statements of the hot paths, prepared once by Open (see statements).
 const (
 	qInsertOrder = `INSERT INTO orders (` + orderColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 	qOrderByPI    = `SELECT ` + orderColumns + ` FROM orders WHERE payment_intent_id = ? ORDER BY created_at, id LIMIT 1`
 	qResolveAlarm = `UPDATE alarms SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL`
 	qStockLevel   = `SELECT product_id, available, held, sold FROM stock WHERE product_id = ?`
@@ -182,7 +182,7 @@ func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
 	res, err := t.c.ExecContext(ctx, qInsertOrder,
 		o.ID, o.Status, items, o.AmountTotal, o.Currency, nullString(o.SessionID), o.Email, o.Review,
 		micros(o.CreatedAt), micros(o.UpdatedAt), nullTime(o.PaidAt), nullTime(o.FulfilledAt),
-		o.PaymentState(), nullString(o.PaymentIntentID), o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.HoldState, nullTime(o.HoldUntil))
+		o.PaymentState(), nullString(o.PaymentIntentID), o.AmountPaid, o.AmountRefunded, refunds, dispute, o.RefundsAsOf, o.ChargeRefunded, o.HoldState, nullTime(o.HoldUntil), o.Source)
 	if err != nil {
 		return err
 	}
@@ -505,7 +505,7 @@ func scanOrder(row scanner) (orders.Order, error) {
 	)
 	err := row.Scan(&o.ID, &o.Status, &items, &o.AmountTotal, &o.Currency, &session, &o.Email, &o.Review,
 		&created, &updated, &paid, &fulfilled, &o.Version,
-		&payment, &pi, &o.AmountPaid, &o.AmountRefunded, &refunds, &disp, &o.RefundsAsOf, &o.ChargeRefunded, &o.HoldState, &holdUntil)
+		&payment, &pi, &o.AmountPaid, &o.AmountRefunded, &refunds, &disp, &o.RefundsAsOf, &o.ChargeRefunded, &o.HoldState, &holdUntil, &o.Source)
 	if err != nil {
 		return orders.Order{}, err
 	}

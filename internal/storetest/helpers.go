@@ -32,6 +32,7 @@ func NewOrder(id string) orders.Order {
 		AmountTotal: 4000,
 		Currency:    "usd",
 		SessionID:   "cs_" + id,
+		Source:      orders.SourceShop,
 		CreatedAt:   at(0),
 		UpdatedAt:   at(0),
 	}

@@ -84,6 +84,9 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 		{"OrderEvents", testOrderEvents},
 		{"Sales", testSales},
 		{"AlarmLifecycle", testAlarmLifecycle},
+		{"PaymentLinkOrders", testPaymentLinkOrders},
+		{"PaymentLinkDelayed", testPaymentLinkDelayed},
+		{"PaymentLinkConcurrent", testPaymentLinkConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
