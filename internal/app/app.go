@@ -51,6 +51,11 @@ type App struct {
 	sessions *session.Client // expires sessions whose hold ran out
 	holder   string
 	log      *slog.Logger
+	// catalog is what the shop sells; prices, for CATALOG_SOURCE=stripe,
+	// where it is read from, and catalogPoke has it read again soon.
+	catalog     *catalog.Live
+	prices      catalog.PriceLister
+	catalogPoke chan struct{}
 }
 
 // Options changes how New builds the shop; the zero value is production.
@@ -74,18 +79,29 @@ const SweepInterval = time.Minute
 // New opens the store, fulfils paid orders left without fulfilment, and
 // builds the web server and the outbox. Close releases what it opened.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*App, error) {
-	cat := catalog.Default(cfg.Checkout.MaxQuantityDefault)
-	if cfg.CatalogFile != "" {
+	var cat *catalog.Catalog
+	if cfg.CatalogSource != "stripe" {
 		var err error
-		if cat, err = catalog.Load(cfg.CatalogFile, cfg.Checkout.MaxQuantityDefault); err != nil {
-			return nil, fmt.Errorf("CATALOG_FILE: %w", err)
+		if cat, err = fileCatalog(cfg.CatalogFile, cfg.Checkout.MaxQuantityDefault); err != nil {
+			return nil, err
 		}
 	}
 	store, err := OpenStore(ctx, cfg.Database)
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Metrics: metrics.New(), store: store, holder: instanceID(), log: log}
+	a := &App{Config: cfg, Metrics: metrics.New(), store: store, holder: instanceID(), log: log, catalogPoke: make(chan struct{}, 1)}
+	sc := stripeapi.New(stripeapi.Options{
+		Key: cfg.SecretKey, APIBase: cfg.StripeAPIBase, Timeout: cfg.StripeTimeout, Retries: 1,
+		HTTPClient: opts.StripeHTTPClient,
+	})
+	a.Events = sc.Events
+	a.sessions = sc.CheckoutSessions
+	if cat != nil {
+		a.catalog = catalog.Fixed(cat)
+	} else {
+		a.catalog, a.prices = &catalog.Live{}, sc.Prices
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -106,6 +122,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		orders.WithSessionTTL(cfg.SessionTTL),
 		orders.WithProcessingHold(cfg.ProcessingHold),
 		orders.OnQueued(func() { a.Outbox.Wake() }), // set below, before any write
+		orders.WithLineItems(lineItems(sc, cfg.StripeTimeout)),
+		orders.WithPriceProducts(a.priceProduct),
 	}
 	if opts.Now != nil {
 		svcOpts = append(svcOpts, orders.WithClock(opts.Now))
@@ -138,14 +156,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if a.Outbox, err = outbox.New(outbox.Config{Queue: a.Orders, Senders: senders, Holder: a.holder, Log: log, Recorder: a.Metrics}); err != nil {
 		return nil, err
 	}
-	seeds := map[string]int64{}
-	for _, p := range cat.Products() {
-		if p.Stock != nil {
-			seeds[p.ID] = *p.Stock
+	if cat != nil {
+		if err := a.seedStock(ctx, cat); err != nil {
+			return nil, err
 		}
-	}
-	if err := a.Orders.SeedStock(ctx, seeds); err != nil {
-		return nil, err
+	} else {
+		a.startCatalog(ctx)
 	}
 	if n, err := a.Orders.FulfilPending(ctx); err != nil {
 		log.Error("fulfil paid orders left without fulfilment", "error", err)
@@ -153,15 +169,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		log.Info("fulfilled paid orders left without fulfilment", "count", n)
 	}
 
-	sc := stripeapi.New(stripeapi.Options{
-		Key: cfg.SecretKey, APIBase: cfg.StripeAPIBase, Timeout: cfg.StripeTimeout, Retries: 1,
-		HTTPClient: opts.StripeHTTPClient,
-	})
-	a.Events = sc.Events
-	a.sessions = sc.CheckoutSessions
 	srv, err := web.NewServer(web.Deps{
 		Config:    cfg,
-		Catalog:   cat,
+		Catalog:   a.catalog,
+		OnEvent:   a.pokeCatalog,
 		Orders:    a.Orders,
 		Links:     links,
 		FormKey:   formKey,
@@ -371,6 +382,9 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writ
 	jobsDone.Go(func() { a.Outbox.Run(jobs) })
 	jobsDone.Go(func() { a.sweepEvery(jobs, SweepInterval) })
 	jobsDone.Go(func() { a.releaseHoldsEvery(jobs, HoldSweepInterval) })
+	if a.prices != nil {
+		jobsDone.Go(func() { a.refreshCatalogEvery(jobs, a.Config.CatalogRefresh) })
+	}
 
 	select {
 	case err := <-errc:

@@ -38,6 +38,7 @@ type Product struct {
 type Catalog struct {
 	products []Product
 	byID     map[string]int
+	byPrice  map[string]int // products with a PriceID
 }
 
 // Default is the tutorial's single product.
@@ -80,7 +81,7 @@ func Decode(r io.Reader, maxQuantity int64) (*Catalog, error) {
 }
 
 var (
-	idPattern       = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	idPattern       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	currencyPattern = regexp.MustCompile(`^[a-z]{3}$`)
 )
 
@@ -90,7 +91,7 @@ func New(products []Product, maxQuantity int64) (*Catalog, error) {
 	if len(products) == 0 {
 		return nil, errors.New("catalogue has no products")
 	}
-	c := &Catalog{byID: make(map[string]int, len(products))}
+	c := &Catalog{byID: make(map[string]int, len(products)), byPrice: map[string]int{}}
 	var problems []string
 	for i, p := range products {
 		p.Currency = strings.ToLower(p.Currency)
@@ -100,7 +101,7 @@ func New(products []Product, maxQuantity int64) (*Catalog, error) {
 		where := fmt.Sprintf("product %d (%q)", i+1, p.ID)
 		switch {
 		case !idPattern.MatchString(p.ID):
-			problems = append(problems, where+": id must be 1-64 lower-case letters, digits, - or _")
+			problems = append(problems, where+": id must be 1-64 letters, digits, - or _")
 		case c.has(p.ID):
 			problems = append(problems, where+": duplicate id")
 		}
@@ -123,6 +124,9 @@ func New(products []Product, maxQuantity int64) (*Catalog, error) {
 			problems = append(problems, where+": stock must be from 0 to 1000000000")
 		}
 		c.byID[p.ID] = len(c.products)
+		if p.PriceID != "" {
+			c.byPrice[p.PriceID] = len(c.products)
+		}
 		c.products = append(c.products, p)
 	}
 	if len(problems) > 0 {

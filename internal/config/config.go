@@ -25,6 +25,14 @@ type Config struct {
 	StripeAPIBase  string   // STRIPE_API_BASE: "" for Stripe itself
 	StripeTimeout  time.Duration
 	CatalogFile    string // CATALOG_FILE: "" for the built-in catalogue
+	// CatalogSource is where the products come from (CATALOG_SOURCE):
+	// "file" (CATALOG_FILE, or the built-in catalogue) or "stripe" (the
+	// account's active one-time Prices).
+	CatalogSource string
+	// CatalogRefresh is how often a Stripe catalogue is read again
+	// (CATALOG_REFRESH, default 10m); product.* and price.* webhooks also
+	// have it read at once.
+	CatalogRefresh time.Duration
 	AdminPassword  string // ADMIN_PASSWORD: "" disables /admin
 	Checkout       CheckoutOptions
 	// CheckoutOrigins are extra origins the browser may be sent to for
@@ -277,6 +285,17 @@ func Load(getenv func(string) string) (Config, error) {
 	c.LogCustomerEmails = boolVar(get("LOG_CUSTOMER_EMAILS"), "LOG_CUSTOMER_EMAILS", bad)
 	c.SessionTTL = durationRange(get("CHECKOUT_SESSION_TTL"), 30*time.Minute, 30*time.Minute, 24*time.Hour, "CHECKOUT_SESSION_TTL", bad)
 	c.ProcessingHold = durationRange(get("PROCESSING_HOLD"), 14*24*time.Hour, time.Hour, 60*24*time.Hour, "PROCESSING_HOLD", bad)
+	c.CatalogSource = orDefault(strings.ToLower(get("CATALOG_SOURCE")), "file")
+	switch c.CatalogSource {
+	case "file":
+	case "stripe":
+		if c.CatalogFile != "" {
+			bad("CATALOG_FILE is set but CATALOG_SOURCE is stripe: the products come from one or the other")
+		}
+	default:
+		bad("CATALOG_SOURCE must be file or stripe, got %q", c.CatalogSource)
+	}
+	c.CatalogRefresh = durationRange(get("CATALOG_REFRESH"), 10*time.Minute, time.Minute, 24*time.Hour, "CATALOG_REFRESH", bad)
 	c.Location = time.UTC
 	if tz := get("SHOP_TIMEZONE"); tz != "" {
 		loc, err := time.LoadLocation(tz)

@@ -31,13 +31,14 @@ func TestLoadDefaults(t *testing.T) {
 		"timeout": c.StripeTimeout, "secrets": len(c.WebhookSecrets), "max": c.Checkout.MaxQuantityDefault,
 		"api": c.StripeAPIBase, "admin": c.AdminPassword, "demo": c.DemoMode, "addr": c.Addr(),
 		"reconcile": c.ReconcileInterval, "window": c.ReconcileWindow, "shutdown": c.ShutdownTimeout, "rate": c.RateLimit,
-		"tz": c.Location.String(),
+		"tz": c.Location.String(), "catalog": c.CatalogSource, "refresh": c.CatalogRefresh,
 	}
 	want := map[string]any{
 		"base": "http://localhost:8000", "port": 8000, "db": Database{Driver: "sqlite", DSN: "data/shop.db"}, "locale": "auto",
 		"timeout": 10 * time.Second, "secrets": 0, "max": int64(10), "api": "", "admin": "", "demo": false, "addr": ":8000",
 		"reconcile": time.Duration(0), "window": 72 * time.Hour, "shutdown": 20 * time.Second,
 		"rate": RateLimit{PerClientPerMinute: 10, Burst: 5, GlobalPerSecond: 20}, "tz": "UTC",
+		"catalog": "file", "refresh": 10 * time.Minute,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -123,6 +124,9 @@ func TestLoadRejects(t *testing.T) {
 		{"bad burst", map[string]string{"RATE_LIMIT_BURST": "0"}, []string{"RATE_LIMIT_BURST must be"}},
 		{"bad global", map[string]string{"RATE_LIMIT_GLOBAL_PER_SECOND": "fast"}, []string{"RATE_LIMIT_GLOBAL_PER_SECOND must be a number"}},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, []string{"LOG_FORMAT must be"}},
+		{"bad catalog source", map[string]string{"CATALOG_SOURCE": "shopify"}, []string{"CATALOG_SOURCE must be file or stripe"}},
+		{"catalog file and stripe", map[string]string{"CATALOG_SOURCE": "stripe", "CATALOG_FILE": "c.json"}, []string{"CATALOG_FILE is set but CATALOG_SOURCE is stripe"}},
+		{"catalog refresh too short", map[string]string{"CATALOG_REFRESH": "5s"}, []string{"CATALOG_REFRESH must be"}},
 		{"bad time zone", map[string]string{"SHOP_TIMEZONE": "Mars/Olympus"}, []string{"SHOP_TIMEZONE must be an IANA time zone"}},
 		{"local time zone", map[string]string{"SHOP_TIMEZONE": "Local"}, []string{"SHOP_TIMEZONE must be an IANA time zone"}},
 		{"fulfilment url without secret", map[string]string{"FULFILMENT_WEBHOOK_URL": "https://orders.example.com/hook"},

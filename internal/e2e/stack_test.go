@@ -35,6 +35,9 @@ type stack struct {
 	simURL    string
 	fulfilled *receiver
 	mailbox   testenv.Mailbox
+	// dbPath is the shop's SQLite file, for a test that seeds what no
+	// request can make (a notification dead after 72 hours of failures).
+	dbPath string
 }
 
 // newStack starts a fresh shop (SQLite in a temporary directory, demo mode,
@@ -77,6 +80,7 @@ func newStackWith(t testing.TB, opts stackOptions) *stack {
 		shopURL:   "http://" + shopLn.Addr().String(),
 		simURL:    "http://" + simLn.Addr().String(),
 		fulfilled: newReceiver(t),
+		dbPath:    filepath.Join(t.TempDir(), "shop.db"),
 	}
 	secret := "whsec_" + rand.Text()
 
@@ -107,7 +111,7 @@ func newStackWith(t testing.TB, opts stackOptions) *stack {
 		"STRIPE_API_BASE":           st.simURL,
 		"STRIPE_TIMEOUT":            "10s",
 		"BASE_URL":                  st.shopURL,
-		"DATABASE_URL":              "sqlite:" + filepath.Join(t.TempDir(), "shop.db"),
+		"DATABASE_URL":              "sqlite:" + st.dbPath,
 		"CHECKOUT_ORIGINS":          st.simURL,
 		"DEMO_MODE":                 "true",
 		"FULFILMENT_WEBHOOK_URL":    st.fulfilled.url,

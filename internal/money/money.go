@@ -57,23 +57,45 @@ func symbol(currency string) (string, bool) {
 // their code: "20.00 SEK".
 func Format(amount int64, currency string) string {
 	cur := strings.ToLower(currency)
-	sign := ""
-	u := uint64(amount)
-	if amount < 0 {
-		sign, u = "-", uint64(-(amount+1))+1 // no overflow at MinInt64
-	}
-	digits := strconv.FormatUint(u, 10)
-	num := group(digits)
-	if d := Decimals(cur); d > 0 {
-		if len(digits) <= d {
-			digits = strings.Repeat("0", d-len(digits)+1) + digits
-		}
-		num = group(digits[:len(digits)-d]) + "." + digits[len(digits)-d:]
+	sign, whole, frac := split(amount, cur)
+	num := group(whole)
+	if frac != "" {
+		num += "." + frac
 	}
 	if sym, ok := symbol(cur); ok {
 		return sign + sym + num
 	}
 	return sign + num + " " + strings.ToUpper(cur)
+}
+
+// Decimal renders an amount in minor units as a plain decimal number, with
+// neither symbol nor thousands separators, for spreadsheets and scripts:
+// 2000 usd is "20.00", 500 jpy "500" and 12345 kwd "12.345".
+func Decimal(amount int64, currency string) string {
+	sign, whole, frac := split(amount, currency)
+	if frac == "" {
+		return sign + whole
+	}
+	return sign + whole + "." + frac
+}
+
+// split cuts an amount in minor units into its sign ("" or "-"), its whole
+// units and its fraction (Decimals(currency) digits; "" for none), so
+// Format and Decimal put the point in the same place.
+func split(amount int64, currency string) (sign, whole, frac string) {
+	u := uint64(amount)
+	if amount < 0 {
+		sign, u = "-", uint64(-(amount+1))+1 // no overflow at MinInt64
+	}
+	digits := strconv.FormatUint(u, 10)
+	d := Decimals(currency)
+	if d == 0 {
+		return sign, digits, ""
+	}
+	if len(digits) <= d {
+		digits = strings.Repeat("0", d-len(digits)+1) + digits
+	}
+	return sign, digits[:len(digits)-d], digits[len(digits)-d:]
 }
 
 // group puts thousands separators into a string of digits.

@@ -33,6 +33,35 @@ func TestFormat(t *testing.T) {
 	}
 }
 
+func TestDecimal(t *testing.T) {
+	tests := []struct {
+		amount   int64
+		currency string
+		want     string
+	}{
+		{2000, "usd", "20.00"},
+		{2000, "USD", "20.00"},
+		{5, "usd", "0.05"},
+		{0, "usd", "0.00"},
+		{123456789, "eur", "1234567.89"},
+		{-150, "eur", "-1.50"},
+		{500, "jpy", "500"},
+		{500, "JPY", "500"},
+		{0, "krw", "0"},
+		{1000000, "krw", "1000000"},
+		{2000, "sek", "20.00"},
+		{12345, "kwd", "12.345"},
+		{5, "jod", "0.005"},
+		{-1234567, "omr", "-1234.567"},
+		{-9223372036854775808, "usd", "-92233720368547758.08"},
+	}
+	for _, tt := range tests {
+		if got := Decimal(tt.amount, tt.currency); got != tt.want {
+			t.Errorf("Decimal(%d, %q) = %q, want %q", tt.amount, tt.currency, got, tt.want)
+		}
+	}
+}
+
 func TestDecimals(t *testing.T) {
 	for cur, want := range map[string]int{"usd": 2, "JPY": 0, "xof": 0, "kwd": 3, "TND": 3, "sek": 2} {
 		if got := Decimals(cur); got != want {

@@ -62,7 +62,7 @@ func newFaultShop(t *testing.T) *faultShop {
 	srv, err := web.NewServer(web.Deps{
 		Config: config.Config{SecretKey: "sk_test_x", PublishableKey: "pk_test_x", WebhookSecrets: []string{faultSecret}, BaseURL: base,
 			StripeTimeout: time.Second, Checkout: config.CheckoutOptions{Locale: "auto", MaxQuantityDefault: 10}},
-		Catalog: catalog.Default(10), Orders: svc, Links: orders.LinkKey("0123456789abcdef0123456789abcdef"), FormKey: []byte("0123456789abcdef0123456789abcdef"), CartKey: []byte("fedcba9876543210fedcba9876543210"), Sessions: stubSessions{}, Logger: log,
+		Catalog: catalog.Fixed(catalog.Default(10)), Orders: svc, Links: orders.LinkKey("0123456789abcdef0123456789abcdef"), FormKey: []byte("0123456789abcdef0123456789abcdef"), CartKey: []byte("fedcba9876543210fedcba9876543210"), Sessions: stubSessions{}, Logger: log,
 		Templates: templates.FS, Static: static.FS,
 	})
 	if err != nil {

@@ -223,7 +223,11 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) create(r *http.Request, body []byte) apiResponse {
-	resp, ok := s.validate(r, body)
+	mockBody, errResp, ok := toMockUIMode(body)
+	if !ok {
+		return errResp
+	}
+	resp, ok := s.validate(r, mockBody)
 	if !ok {
 		return resp
 	}
@@ -238,8 +242,23 @@ func (s *Sim) create(r *http.Request, body []byte) apiResponse {
 	if err != nil {
 		return invalid("line_items", err.Error())
 	}
+	if errResp, ok := checkUIMode(form, &ss); !ok {
+		return errResp
+	}
+	s.mu.Lock()
+	ss.LineItems, errResp, ok = s.priceLinesLocked(ss.LineItems)
+	s.mu.Unlock()
+	if !ok {
+		return errResp
+	}
+	if errResp, ok := settleLines(&ss); !ok {
+		return errResp
+	}
 	now := s.now()
 	ss.ID = newID("cs_test_", 58)
+	if ss.UIMode == uiModeEmbedded {
+		ss.ClientSecret = ss.ID + "_secret_" + newID("", 24)
+	}
 	ss.Status, ss.PaymentStatus = statusOpen, paymentUnpaid
 	ss.Created, ss.ExpiresAt = now.Unix(), now.Add(sessionLifetime).Unix()
 	if v := form.Get("expires_at"); v != "" {
@@ -249,9 +268,33 @@ func (s *Sim) create(r *http.Request, body []byte) apiResponse {
 	}
 	ss.base = resp.body
 	s.addSession(&ss)
-	s.log.Info("checkout session created", "id", ss.ID, "amount_total", ss.AmountTotal, "currency", ss.Currency)
+	s.log.Info("checkout session created", "id", ss.ID, "ui_mode", ss.UIMode, "amount_total", ss.AmountTotal, "currency", ss.Currency)
 	resp.body = s.renderSession(resp.body, &ss, expandSet(form))
 	return resp
+}
+
+// settleLines gives the session and its lines one currency and the session
+// its total, refusing lines in several currencies: one payment is in one.
+func settleLines(ss *session) (apiResponse, bool) {
+	for i := range ss.LineItems {
+		li := &ss.LineItems[i]
+		if ss.Currency == "" {
+			ss.Currency = li.Currency
+		}
+		if li.Currency == "" {
+			li.Currency = ss.Currency
+		}
+		if li.Currency != ss.Currency {
+			return invalid(fmt.Sprintf("line_items[%d]", i), fmt.Sprintf(
+				"All line items must be in one currency: line item %d is in %s, the others in %s.", i, li.Currency, ss.Currency)), false
+		}
+	}
+	total, err := sumLines(ss.LineItems)
+	if err != nil {
+		return invalid("line_items", err.Error()), false
+	}
+	ss.AmountTotal = total
+	return apiResponse{}, true
 }
 
 func (s *Sim) handleRetrieve(w http.ResponseWriter, r *http.Request) {
@@ -280,7 +323,17 @@ func (s *Sim) handleLineItems(w http.ResponseWriter, r *http.Request) {
 		resp.write(w)
 		return
 	}
-	jsonResponse(http.StatusOK, lineItemList(&ss)).write(w)
+	lq, errResp, ok := parseListQuery(r.URL.Query())
+	if !ok {
+		errResp.write(w)
+		return
+	}
+	page, hasMore, errResp, ok := paginate(ss.LineItems, lineID, nil, lq, "line_item")
+	if !ok {
+		errResp.write(w)
+		return
+	}
+	jsonResponse(http.StatusOK, lineItemList(page, hasMore, ss.Created, sessionLinesPath(id))).write(w)
 }
 
 func (s *Sim) handleExpire(w http.ResponseWriter, r *http.Request) {
@@ -374,14 +427,10 @@ func (s *Sim) handleListEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit := 10
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			invalid("limit", "This value must be between 1 and 100.").write(w)
-			return
-		}
-		limit = n
+	lq, errResp, ok := parseListQuery(q)
+	if !ok {
+		errResp.write(w)
+		return
 	}
 	f, errResp, ok := parseEventFilter(q)
 	if !ok {
@@ -390,44 +439,20 @@ func (s *Sim) handleListEvents(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	var matches []*event // newest first
+	all := make([]*event, 0, len(s.events)) // newest first
 	for i := len(s.events) - 1; i >= 0; i-- {
-		if f.match(s.events[i]) {
-			matches = append(matches, s.events[i])
-		}
+		all = append(all, s.events[i])
 	}
 	s.mu.Unlock()
 
-	index := func(id string) int {
-		return slices.IndexFunc(matches, func(ev *event) bool { return ev.ID == id })
-	}
-	var page []*event
-	var hasMore bool
-	switch after, before := q.Get("starting_after"), q.Get("ending_before"); {
-	case after != "":
-		i := index(after)
-		if i < 0 {
-			missing("event", after, "starting_after").write(w)
-			return
-		}
-		rest := matches[i+1:]
-		page, hasMore = rest[:min(limit, len(rest))], len(rest) > limit
-	case before != "":
-		i := index(before)
-		if i < 0 {
-			missing("event", before, "ending_before").write(w)
-			return
-		}
-		rest := matches[:i]
-		page, hasMore = rest[max(0, len(rest)-limit):], len(rest) > limit
-	default:
-		page, hasMore = matches[:min(limit, len(matches))], len(matches) > limit
+	page, hasMore, errResp, ok := paginate(all, func(ev *event) string { return ev.ID }, f.match, lq, "event")
+	if !ok {
+		errResp.write(w)
+		return
 	}
 	data := make([]json.RawMessage, 0, len(page))
 	for _, ev := range page {
 		data = append(data, ev.payload)
 	}
-	jsonResponse(http.StatusOK, map[string]any{
-		"object": "list", "data": data, "has_more": hasMore, "url": "/v1/events",
-	}).write(w)
+	jsonResponse(http.StatusOK, listObject(data, hasMore, "/v1/events")).write(w)
 }

@@ -30,6 +30,9 @@ type lineItem struct {
 	Name, Description      string
 	Currency               string
 	UnitAmount, Quantity   int64
+	// Price is the catalogue Price the line names (line_items[i][price]),
+	// as it was when the line was made; nil for a price_data line.
+	Price *price
 }
 
 func (li lineItem) amount() int64 { return li.UnitAmount * li.Quantity }
@@ -38,27 +41,33 @@ func (li lineItem) amount() int64 { return li.UnitAmount * li.Quantity }
 // out of the store are copies; LineItems, Metadata and PIMetadata are never
 // mutated after creation, so sharing them between copies is safe.
 type session struct {
-	ID                string
-	Mode              string
-	Status            string // open, complete or expired
-	PaymentStatus     string // unpaid or paid
-	AsyncResult       string // "", "succeeded" or "failed" for delayed payments
-	Currency          string
-	AmountTotal       int64
-	SuccessURL        string
-	CancelURL         string
-	ClientReferenceID string
-	CustomerEmail     string // given at creation
-	Email             string // collected on the hosted page
-	Locale            string
-	PaymentIntent     string // set when the session completes
-	Charge            string // set once paid
-	Metadata          map[string]string
-	PIMetadata        map[string]string // payment_intent_data[metadata]; the charge's metadata
-	LineItems         []lineItem
-	Created           int64
-	ExpiresAt         int64
-	base              []byte // stripe-mock's answer to the create request
+	ID                   string
+	Mode                 string
+	UIMode               string // hosted or embedded
+	Status               string // open, complete or expired
+	PaymentStatus        string // unpaid or paid
+	AsyncResult          string // "", "succeeded" or "failed" for delayed payments
+	Currency             string
+	AmountTotal          int64
+	SuccessURL           string
+	CancelURL            string
+	ReturnURL            string // embedded sessions
+	RedirectOnCompletion string // embedded sessions: always, if_required or never
+	ClientSecret         string // embedded sessions: what Stripe.js mounts the form with
+	PaymentLink          string // plink_... when the session sells a Payment Link
+	LinkMessage          string // the Payment Link's confirmation message
+	ClientReferenceID    string
+	CustomerEmail        string // given at creation
+	Email                string // collected on the hosted page
+	Locale               string
+	PaymentIntent        string // set when the session completes
+	Charge               string // set once paid
+	Metadata             map[string]string
+	PIMetadata           map[string]string // payment_intent_data[metadata]; the charge's metadata
+	LineItems            []lineItem
+	Created              int64
+	ExpiresAt            int64
+	base                 []byte // stripe-mock's answer to the create request
 }
 
 // event is one entry of the event log. payload is immutable; deliveries
@@ -78,19 +87,25 @@ func (e *stateError) Error() string { return e.msg }
 var errNoSession = errors.New("no such checkout session")
 
 // parseSession reads Stripe's bracket-notation form of a create request.
+// Its lines are as given: priceLinesLocked prices them.
 func parseSession(form url.Values) (session, error) {
 	ss := session{
-		Mode:              form.Get("mode"),
-		Currency:          strings.ToLower(form.Get("currency")),
-		SuccessURL:        form.Get("success_url"),
-		CancelURL:         form.Get("cancel_url"),
-		ClientReferenceID: form.Get("client_reference_id"),
-		CustomerEmail:     form.Get("customer_email"),
-		Locale:            form.Get("locale"),
-		Metadata:          map[string]string{},
-		PIMetadata:        map[string]string{},
+		Mode:                 form.Get("mode"),
+		UIMode:               form.Get("ui_mode"),
+		Currency:             strings.ToLower(form.Get("currency")),
+		SuccessURL:           form.Get("success_url"),
+		CancelURL:            form.Get("cancel_url"),
+		ReturnURL:            form.Get("return_url"),
+		RedirectOnCompletion: form.Get("redirect_on_completion"),
+		ClientReferenceID:    form.Get("client_reference_id"),
+		CustomerEmail:        form.Get("customer_email"),
+		Locale:               form.Get("locale"),
+		Metadata:             map[string]string{},
+		PIMetadata:           map[string]string{},
 	}
-	items := map[int]*lineItem{}
+	if ss.UIMode == "" {
+		ss.UIMode = uiModeHosted
+	}
 	for key, vals := range form {
 		parts := formKey(key)
 		v := vals[0]
@@ -99,19 +114,33 @@ func parseSession(form url.Values) (session, error) {
 			ss.Metadata[parts[1]] = v
 		case parts[0] == "payment_intent_data" && len(parts) == 3 && parts[1] == "metadata":
 			ss.PIMetadata[parts[2]] = v
-		case parts[0] == "line_items" && len(parts) >= 3:
-			i, err := strconv.Atoi(parts[1])
-			if err != nil || i < 0 || i >= maxLineItems {
-				return ss, fmt.Errorf("invalid line item index in %q", key)
-			}
-			li := items[i]
-			if li == nil {
-				li = &lineItem{Quantity: 1}
-				items[i] = li
-			}
-			if err := li.set(strings.Join(parts[2:], "."), v); err != nil {
-				return ss, fmt.Errorf("%s: %w", key, err)
-			}
+		}
+	}
+	lines, err := parseLineItems(form, maxLineItems)
+	ss.LineItems = lines
+	return ss, err
+}
+
+// parseLineItems reads line_items[i][...] of a form, in index order, with
+// at most limit lines. A line's quantity defaults to 1.
+func parseLineItems(form url.Values, limit int) ([]lineItem, error) {
+	items := map[int]*lineItem{}
+	for key, vals := range form {
+		parts := formKey(key)
+		if parts[0] != "line_items" || len(parts) < 3 {
+			continue
+		}
+		i, err := strconv.Atoi(parts[1])
+		if err != nil || i < 0 || i >= limit {
+			return nil, fmt.Errorf("invalid line item index in %q: at most %d line items", key, limit)
+		}
+		li := items[i]
+		if li == nil {
+			li = &lineItem{Quantity: 1}
+			items[i] = li
+		}
+		if err := li.set(strings.Join(parts[2:], "."), vals[0]); err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
 		}
 	}
 	idx := make([]int, 0, len(items))
@@ -119,34 +148,26 @@ func parseSession(form url.Values) (session, error) {
 		idx = append(idx, i)
 	}
 	sort.Ints(idx)
+	lines := make([]lineItem, 0, len(idx))
 	for _, i := range idx {
-		li := *items[i]
-		if ss.Currency == "" {
-			ss.Currency = li.Currency
-		}
-		if li.Currency == "" {
-			li.Currency = ss.Currency
-		}
-		if li.Name == "" {
-			li.Name = li.PriceID
-		}
-		if li.PriceID == "" {
-			li.PriceID = newID("price_", 24)
-		}
-		if li.ProductID == "" {
-			li.ProductID = newID("prod_", 14)
-		}
-		li.ID = newID("li_", 24)
-		if li.Quantity != 0 && li.UnitAmount > math.MaxInt64/li.Quantity {
-			return ss, fmt.Errorf("line item %d: amount overflows", i)
-		}
-		if ss.AmountTotal > math.MaxInt64-li.amount() {
-			return ss, errors.New("amount total overflows")
-		}
-		ss.AmountTotal += li.amount()
-		ss.LineItems = append(ss.LineItems, li)
+		lines = append(lines, *items[i])
 	}
-	return ss, nil
+	return lines, nil
+}
+
+// sumLines is the total of lines, refusing one that overflows.
+func sumLines(lines []lineItem) (int64, error) {
+	var total int64
+	for i, li := range lines {
+		if li.Quantity != 0 && li.UnitAmount > math.MaxInt64/li.Quantity {
+			return 0, fmt.Errorf("line item %d: amount overflows", i)
+		}
+		if total > math.MaxInt64-li.amount() {
+			return 0, errors.New("amount total overflows")
+		}
+		total += li.amount()
+	}
+	return total, nil
 }
 
 func (li *lineItem) set(field, v string) error {
@@ -221,7 +242,7 @@ func (s *Sim) renderSession(base []byte, ss *session, expand map[string]bool) []
 		obj, _ = decodeObject(ss.base)
 	}
 	var pageURL any
-	if ss.Status == statusOpen {
+	if ss.Status == statusOpen && ss.UIMode != uiModeEmbedded {
 		pageURL = s.public + "/pay/" + ss.ID
 	}
 	var details any
@@ -232,33 +253,40 @@ func (s *Sim) renderSession(base []byte, ss *session, expand map[string]bool) []
 		}
 	}
 	for k, v := range map[string]any{
-		"id":                  ss.ID,
-		"object":              "checkout.session",
-		"url":                 pageURL,
-		"amount_subtotal":     ss.AmountTotal,
-		"amount_total":        ss.AmountTotal,
-		"currency":            nullable(ss.Currency),
-		"status":              ss.Status,
-		"payment_status":      ss.PaymentStatus,
-		"client_reference_id": nullable(ss.ClientReferenceID),
-		"metadata":            ss.Metadata,
-		"success_url":         nullable(ss.SuccessURL),
-		"cancel_url":          nullable(ss.CancelURL),
-		"customer_email":      nullable(ss.CustomerEmail),
-		"customer_details":    details,
-		"mode":                ss.Mode,
-		"locale":              nullable(ss.Locale),
-		"livemode":            false,
-		"created":             ss.Created,
-		"expires_at":          ss.ExpiresAt,
-		"currency_conversion": nil,
-		"shipping_cost":       nil,
-		"total_details":       map[string]any{"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+		"id":                     ss.ID,
+		"object":                 "checkout.session",
+		"url":                    pageURL,
+		"ui_mode":                ss.UIMode,
+		"client_secret":          nullable(ss.ClientSecret),
+		"return_url":             nullable(ss.ReturnURL),
+		"redirect_on_completion": nullable(ss.RedirectOnCompletion),
+		"payment_link":           nullable(ss.PaymentLink),
+		"amount_subtotal":        ss.AmountTotal,
+		"amount_total":           ss.AmountTotal,
+		"currency":               nullable(ss.Currency),
+		"status":                 ss.Status,
+		"payment_status":         ss.PaymentStatus,
+		"client_reference_id":    nullable(ss.ClientReferenceID),
+		"metadata":               ss.Metadata,
+		"success_url":            nullable(ss.SuccessURL),
+		"cancel_url":             nullable(ss.CancelURL),
+		"customer_email":         nullable(ss.CustomerEmail),
+		"customer_details":       details,
+		"mode":                   ss.Mode,
+		"locale":                 nullable(ss.Locale),
+		"livemode":               false,
+		"created":                ss.Created,
+		"expires_at":             ss.ExpiresAt,
+		"currency_conversion":    nil,
+		"shipping_cost":          nil,
+		"total_details":          map[string]any{"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
 	} {
 		obj[k] = v
 	}
 	if expand["line_items"] {
-		obj["line_items"] = lineItemList(ss)
+		// An expanded list holds its first page, as Stripe's do.
+		page, hasMore, _, _ := paginate(ss.LineItems, lineID, nil, listQuery{limit: defaultListLimit}, "line_item")
+		obj["line_items"] = lineItemList(page, hasMore, ss.Created, sessionLinesPath(ss.ID))
 	} else {
 		delete(obj, "line_items")
 	}
@@ -287,9 +315,21 @@ func (s *Sim) renderSession(base []byte, ss *session, expand map[string]bool) []
 	return out
 }
 
-func lineItemList(ss *session) map[string]any {
-	data := make([]any, 0, len(ss.LineItems))
-	for _, li := range ss.LineItems {
+func sessionLinesPath(id string) string { return "/v1/checkout/sessions/" + id + "/line_items" }
+
+func lineID(li lineItem) string { return li.ID }
+
+// lineItemList renders lines (of a session or Payment Link made at
+// created) as a list of Stripe line items. A line of a catalogue Price
+// shows that Price as it was when the line was made.
+func lineItemList(lines []lineItem, hasMore bool, created int64, path string) map[string]any {
+	data := make([]any, 0, len(lines))
+	for _, li := range lines {
+		p := price{ID: li.PriceID, Product: li.ProductID, Currency: li.Currency, UnitAmount: li.UnitAmount,
+			Active: true, Metadata: map[string]string{}, Created: created}
+		if li.Price != nil {
+			p = *li.Price
+		}
 		data = append(data, map[string]any{
 			"id":              li.ID,
 			"object":          "item",
@@ -300,32 +340,10 @@ func lineItemList(ss *session) map[string]any {
 			"currency":        li.Currency,
 			"description":     li.Name,
 			"quantity":        li.Quantity,
-			"price": map[string]any{
-				"id":                  li.PriceID,
-				"object":              "price",
-				"active":              true,
-				"billing_scheme":      "per_unit",
-				"created":             ss.Created,
-				"currency":            li.Currency,
-				"livemode":            false,
-				"lookup_key":          nil,
-				"metadata":            map[string]string{},
-				"nickname":            nil,
-				"product":             li.ProductID,
-				"recurring":           nil,
-				"tax_behavior":        "unspecified",
-				"type":                "one_time",
-				"unit_amount":         li.UnitAmount,
-				"unit_amount_decimal": strconv.FormatInt(li.UnitAmount, 10),
-			},
+			"price":           priceObject(&p, nil),
 		})
 	}
-	return map[string]any{
-		"object":   "list",
-		"data":     data,
-		"has_more": false,
-		"url":      "/v1/checkout/sessions/" + ss.ID + "/line_items",
-	}
+	return listObject(data, hasMore, path)
 }
 
 func decodeObject(b []byte) (map[string]any, error) {

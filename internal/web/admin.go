@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +20,15 @@ type adminOrdersPage struct {
 	Page
 	Orders   []adminOrderRow
 	Statuses []statusOption
+	// Filter is the filter as the admin typed it, to fill in the form;
+	// Filtered is whether it narrows the list at all.
+	Filter   orderQuery
+	Filtered bool
+	// Zone names the time zone of the times shown.
+	Zone string
+	// NextURL is the next page ("" on the last), FirstURL the first page
+	// of the same list ("" on the first), ExportURL its CSV export.
+	NextURL, FirstURL, ExportURL string
 }
 
 type adminOrderRow struct {
@@ -45,25 +56,134 @@ type adminOrder struct {
 
 type adminOrdersBody struct {
 	Orders []adminOrder `json:"orders"`
+	// Next is the cursor of the next page (?after=), null on the last.
+	Next *string `json:"next"`
 }
 
+// adminPageSize is how many orders a page of the admin's list shows unless
+// ?limit= asks for another number.
+const adminPageSize = 50
+
+// orderQuery is the list's filter as its URL spells it: the form shows it
+// back and the links to other pages and to the export keep it.
+type orderQuery struct {
+	Status, From, To, Q, Limit string
+}
+
+// values is q as URL query parameters, leaving out the empty ones.
+func (q orderQuery) values() url.Values {
+	v := url.Values{}
+	for _, kv := range [][2]string{{"status", q.Status}, {"from", q.From}, {"to", q.To}, {"q", q.Q}, {"limit", q.Limit}} {
+		if kv[1] != "" {
+			v.Set(kv[0], kv[1])
+		}
+	}
+	return v
+}
+
+// link is path with q's parameters and the extra ones (name, value pairs).
+func (q orderQuery) link(path string, extra ...string) string {
+	v := q.values()
+	for i := 0; i+1 < len(extra); i += 2 {
+		v.Set(extra[i], extra[i+1])
+	}
+	if len(v) == 0 {
+		return path
+	}
+	return path + "?" + v.Encode()
+}
+
+// orderFilter reads the filter of the admin's list (and, with paged false,
+// of the export, which takes every matching order) from a request's query.
+// Dates are days of the shop's time zone; to includes its whole day. A
+// problem comes back as a message to show the admin.
+func (s *Server) orderFilter(v url.Values, paged bool) (orders.ListFilter, orderQuery, string) {
+	q := orderQuery{
+		Status: v.Get("status"), From: strings.TrimSpace(v.Get("from")), To: strings.TrimSpace(v.Get("to")),
+		Q: strings.TrimSpace(v.Get("q")), Limit: strings.TrimSpace(v.Get("limit")),
+	}
+	f := orders.ListFilter{Status: orders.Status(q.Status), Query: q.Q, Limit: adminPageSize}
+	if f.Status != "" && !f.Status.Valid() {
+		return f, q, "Unknown status filter."
+	}
+	day := func(name, value string) (time.Time, string) {
+		if value == "" {
+			return time.Time{}, ""
+		}
+		d, err := time.ParseInLocation(time.DateOnly, value, s.cfg.Location)
+		if err != nil {
+			return time.Time{}, "The " + name + " date must be a day written as YYYY-MM-DD, such as 2026-01-31."
+		}
+		return d, ""
+	}
+	var problem string
+	if f.From, problem = day("from", q.From); problem != "" {
+		return f, q, problem
+	}
+	var to time.Time
+	if to, problem = day("to", q.To); problem != "" {
+		return f, q, problem
+	}
+	if !to.IsZero() {
+		if !f.From.IsZero() && f.From.After(to) {
+			return f, q, "The from date is after the to date."
+		}
+		f.To = to.AddDate(0, 0, 1) // the whole of the to day
+	}
+	if len(q.Q) > orders.MaxQueryLength {
+		return f, q, "Search for at most " + strconv.Itoa(orders.MaxQueryLength) + " characters."
+	}
+	after := v.Get("after")
+	if !paged {
+		if q.Limit != "" || after != "" {
+			return f, q, "The export has every matching order: it takes no limit or after."
+		}
+		return f, q, ""
+	}
+	if q.Limit != "" {
+		n, err := strconv.Atoi(q.Limit)
+		if err != nil || n < 1 || n > orders.MaxListLimit {
+			return f, q, "The limit must be a whole number from 1 to " + strconv.Itoa(orders.MaxListLimit) + "."
+		}
+		f.Limit = n
+	}
+	if after != "" {
+		c, err := orders.ParseCursor(after)
+		if err != nil {
+			return f, q, "The after parameter is not a place in this list; start again from the first page."
+		}
+		f.After = &c
+	}
+	return f, q, ""
+}
+
+// handleAdminOrders lists orders, newest first, a page at a time: a page,
+// or for Accept: application/json the orders and the next page's cursor.
 func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
-	status := orders.Status(r.URL.Query().Get("status"))
-	if status != "" && !status.Valid() {
-		s.fail(w, r, http.StatusBadRequest, "Unknown status filter.", nil)
+	f, q, problem := s.orderFilter(r.URL.Query(), true)
+	if problem != "" {
+		s.fail(w, r, http.StatusBadRequest, problem, nil)
 		return
 	}
-	page, err := s.orders.ListOrders(r.Context(), orders.ListFilter{Status: status})
-	list := page.Orders
+	page, err := s.orders.ListOrders(r.Context(), f)
+	if errors.Is(err, orders.ErrRule) {
+		s.fail(w, r, http.StatusBadRequest, "That filter is not valid.", err)
+		return
+	}
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "Orders could not be loaded.", err)
 		return
 	}
+	list := page.Orders
 	byOrder, err := s.notificationsOf(r, list)
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "Orders could not be loaded.", err)
 		return
+	}
+	var next string
+	if page.Next != nil {
+		next = page.Next.String()
 	}
 	if wantsJSON(r) {
 		body := adminOrdersBody{Orders: make([]adminOrder, 0, len(list))}
@@ -74,16 +194,30 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 			}
 			body.Orders = append(body.Orders, adminOrder{Order: o.Public(), Notifications: ns})
 		}
+		if next != "" {
+			body.Next = &next
+		}
 		s.writeJSON(w, r, http.StatusOK, body)
 		return
 	}
-	v := adminOrdersPage{Page: s.page("Orders")}
+	loc := s.cfg.Location
+	v := adminOrdersPage{
+		Page: s.page("Orders"), Filter: q, Zone: loc.String(),
+		Filtered:  q.Status != "" || q.From != "" || q.To != "" || q.Q != "",
+		ExportURL: orderQuery{Status: q.Status, From: q.From, To: q.To, Q: q.Q}.link("/admin/orders.csv"),
+	}
+	if next != "" {
+		v.NextURL = q.link("/admin/orders", "after", next)
+	}
+	if f.After != nil {
+		v.FirstURL = q.link("/admin/orders")
+	}
 	for _, st := range orders.Statuses() {
-		v.Statuses = append(v.Statuses, statusOption{Value: string(st), Selected: st == status})
+		v.Statuses = append(v.Statuses, statusOption{Value: string(st), Selected: st == f.Status})
 	}
 	for _, o := range list {
 		row := adminOrderRow{
-			ID: o.ID, Created: o.CreatedAt.UTC().Format(time.DateTime), Status: string(o.Status), Review: o.Review,
+			ID: o.ID, Created: o.CreatedAt.In(loc).Format(time.DateTime), Status: string(o.Status), Review: o.Review,
 			Amount: money.Format(o.AmountTotal, o.Currency), Currency: strings.ToUpper(o.Currency),
 			Email: o.Email, SessionID: o.SessionID,
 		}
@@ -93,7 +227,7 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		}
 		row.Items = strings.Join(items, ", ")
 		if o.FulfilledAt != nil {
-			row.Fulfilled = o.FulfilledAt.UTC().Format(time.DateTime)
+			row.Fulfilled = o.FulfilledAt.In(loc).Format(time.DateTime)
 		}
 		row.Notifications = notificationViews(byOrder[o.ID])
 		v.Orders = append(v.Orders, row)

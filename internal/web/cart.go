@@ -206,7 +206,7 @@ func (s *Server) readCart(r *http.Request) cart {
 	}
 	c := cart{lines: lines[:0]}
 	for _, l := range lines {
-		p, err := s.catalog.Product(l.ProductID)
+		p, err := s.catalog().Product(l.ProductID)
 		if err != nil {
 			continue
 		}
@@ -243,7 +243,7 @@ type pricedLine struct {
 func (s *Server) priced(c cart) []pricedLine {
 	out := make([]pricedLine, 0, len(c.lines))
 	for _, l := range c.lines {
-		if p, err := s.catalog.Product(l.ProductID); err == nil {
+		if p, err := s.catalog().Product(l.ProductID); err == nil {
 			out = append(out, pricedLine{Product: p, Quantity: l.Quantity})
 		}
 	}
@@ -427,7 +427,7 @@ func (s *Server) handleCartAdd(w http.ResponseWriter, r *http.Request) {
 		s.failCartRequest(w, r, err, "The request could not be read: send a product id and a quantity.")
 		return
 	}
-	p, err := s.catalog.Product(req.ProductID)
+	p, err := s.catalog().Product(req.ProductID)
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "That product is not for sale here.", nil)
 		return
@@ -471,7 +471,7 @@ func (s *Server) handleCartUpdate(w http.ResponseWriter, r *http.Request) {
 		s.cartChanged(w, r, c.with(id, 0), "/cart")
 		return
 	}
-	p, err := s.catalog.Product(id)
+	p, err := s.catalog().Product(id)
 	if err != nil {
 		s.fail(w, r, http.StatusNotFound, "That product is not for sale here.", nil)
 		return

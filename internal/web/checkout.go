@@ -158,7 +158,7 @@ func (s *Server) checkoutLines(asked []cartLine, single bool) ([]pricedLine, str
 	var out []pricedLine
 	at := map[string]int{}
 	for i, l := range asked {
-		p, err := s.catalog.Product(l.ProductID)
+		p, err := s.catalog().Product(l.ProductID)
 		if err != nil {
 			if single {
 				return nil, "That product is not for sale here."

@@ -126,7 +126,7 @@ func FuzzCheckoutCreate(f *testing.F) {
 		names := map[string]bool{}
 		for _, li := range p.LineItems {
 			var found bool
-			for _, prod := range ts.catalog.Products() {
+			for _, prod := range ts.catalog().Products() {
 				if prod.Name == *li.PriceData.ProductData.Name {
 					found = true
 					if *li.PriceData.UnitAmount != prod.UnitAmount || *li.PriceData.Currency != prod.Currency {

@@ -212,6 +212,13 @@ func newTestServer(t testing.TB, opts ...testOption) *testServer {
 // wrapped, to observe or break it.
 func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, opts ...testOption) *testServer {
 	t.Helper()
+	return newClockedTestServer(t, wrap, nil, opts...)
+}
+
+// newClockedTestServer is newWrappedTestServer with the server's clock (nil:
+// time.Now).
+func newClockedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, now func() time.Time, opts ...testOption) *testServer {
+	t.Helper()
 	cfg := testConfig()
 	for _, o := range opts {
 		o(&cfg)
@@ -243,8 +250,8 @@ func newWrappedTestServer(t testing.TB, wrap func(orders.Store) orders.Store, op
 	// (nothing delivers them here).
 	svc := orders.NewService(seen, log, orders.WithChannels(storetest.AllChannels))
 	srv, err := NewServer(Deps{
-		Config: cfg, Catalog: cat, Orders: svc, Links: testLinks, FormKey: []byte("test-form-key-0123456789abcdef!!"), CartKey: testCartKey,
-		Sessions: fake, Refunds: refunds, Logger: log, Templates: templates.FS, Static: static.FS,
+		Config: cfg, Catalog: catalog.Fixed(cat), Orders: svc, Links: testLinks, FormKey: []byte("test-form-key-0123456789abcdef!!"), CartKey: testCartKey,
+		Sessions: fake, Refunds: refunds, Logger: log, Templates: templates.FS, Static: static.FS, Now: now,
 	})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)

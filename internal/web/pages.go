@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopcheckout/shop/internal/catalog"
 	"github.com/shopcheckout/shop/internal/money"
 	"github.com/shopcheckout/shop/internal/orders"
 )
@@ -23,6 +24,9 @@ type homePage struct {
 	// Token identifies this rendering of the forms: posting the same form
 	// twice reuses one order (see checkoutRequest.Token).
 	Token string
+	// Closed says why nothing is for sale (the catalogue could not be
+	// read); "" when the shop is open.
+	Closed string
 }
 
 type productView struct {
@@ -39,16 +43,25 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 	buf := s.pages.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer s.pages.bufs.Put(buf)
-	s.currentHome(r.Context()).render(buf, homeValues{token: s.tokens.issue(), cartCount: s.readCart(r).count()})
-	writeHTML(w, http.StatusOK, buf.Bytes())
+	page := s.currentHome(r.Context())
+	page.render(buf, homeValues{token: s.tokens.issue(), cartCount: s.readCart(r).count()})
+	status := http.StatusOK
+	if page.cat == nil {
+		status = http.StatusServiceUnavailable // the page says why
+	}
+	writeHTML(w, status, buf.Bytes())
 }
 
 // homeView is the home page's view model. The catalogue and the config are
 // fixed for the server's life: only the token changes, and what it shows
 // of the stock (see liveHome).
 func (s *Server) homeView(token string, stock stockShown) homePage {
-	products := s.catalog.Products()
+	products := s.catalog().Products()
 	v := homePage{Page: s.page("Shop"), Products: make([]productView, len(products)), Token: token}
+	if s.catalogs.Current() == nil {
+		v.Closed = "The shop is closed for a moment: its products could not be read (" + s.catalogs.Problem() +
+			"). It opens again by itself as soon as they can; please come back in a few minutes."
+	}
 	for i, p := range products {
 		v.Products[i] = productView{
 			ID: p.ID, Name: p.Name, Description: p.Description, Image: p.Image,
@@ -70,6 +83,8 @@ type homeCache struct {
 	// gaps[i] is what goes between parts[i] and parts[i+1].
 	gaps  []homeGap
 	stock stockShown // what the page shows of the stock
+	// cat is the catalogue it shows (nil: none, the shop is closed).
+	cat *catalog.Catalog
 }
 
 // homeGap names a value spliced into the home page.
@@ -94,13 +109,14 @@ type homeValues struct {
 // the same in every context it appears in: the count is printed as a
 // plain number, like the marker.
 func (s *Server) newHomeCache(stock stockShown) (homeCache, error) {
+	cat := s.catalogs.Current()
 	token := s.tokens.issue()
 	count := 1e18 + mrand.Int64N(8e18)
 	var buf bytes.Buffer
 	if err := s.pages.byName["home"].ExecuteTemplate(&buf, "layout", newFrame(s.homeView(token, stock), cartBadge{Count: count})); err != nil {
 		return homeCache{}, fmt.Errorf("render home page: %w", err)
 	}
-	h := homeCache{stock: stock}
+	h := homeCache{stock: stock, cat: cat}
 	h.parts, h.gaps = cutAt(buf.Bytes(), []byte(token), strconv.AppendInt(nil, count, 10))
 	return h, nil
 }

@@ -83,6 +83,13 @@ func (s *Server) currentHome(ctx context.Context) *homeCache {
 		}
 		h.mu.Unlock()
 	}
+	if page := h.page.Load(); page.cat != s.catalogs.Current() && h.mu.TryLock() {
+		// The catalogue changed (Stripe's was read again): show it now.
+		if page := h.page.Load(); page.cat != s.catalogs.Current() {
+			s.renderHome(ctx, h, page.stock, "the catalogue changed")
+		}
+		h.mu.Unlock()
+	}
 	return h.page.Load()
 }
 
@@ -105,20 +112,26 @@ func (s *Server) refreshHome(ctx context.Context, h *liveHome) {
 	}
 	shown := stockShown{}
 	for _, l := range levels {
-		if _, err := s.catalog.Product(l.ProductID); err == nil && l.Stock != nil && *l.Stock <= lowStock {
+		if _, err := s.catalog().Product(l.ProductID); err == nil && l.Stock != nil && *l.Stock <= lowStock {
 			shown[l.ProductID] = max(0, *l.Stock)
 		}
 	}
 	if maps.Equal(shown, h.page.Load().stock) {
 		return
 	}
-	page, err := s.newHomeCache(shown)
+	s.renderHome(ctx, h, shown, "the stock it shows changed")
+}
+
+// renderHome renders the home page again with stock, and swaps it in; on a
+// failure the page stays as it was.
+func (s *Server) renderHome(ctx context.Context, h *liveHome, stock stockShown, why string) {
+	page, err := s.newHomeCache(stock)
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "home page: not rendered again; the page stays as it was", slog.Any("error", err))
 		return
 	}
 	h.page.Store(&page)
-	s.log.LogAttrs(ctx, slog.LevelInfo, "home page rendered again: the stock it shows changed", slog.Any("low_stock", shown))
+	s.log.LogAttrs(ctx, slog.LevelInfo, "home page rendered again: "+why, slog.Any("low_stock", stock))
 }
 
 // showStock marks a product's view sold out, or low with how many are
@@ -179,7 +192,7 @@ func (s *Server) productStock(ctx context.Context) ([]catalog.Product, []orders.
 	for _, l := range levels {
 		byID[l.ProductID] = l
 	}
-	products := s.catalog.Products()
+	products := s.catalog().Products()
 	out := make([]orders.StockLevel, len(products))
 	for i, p := range products {
 		l, ok := byID[p.ID]
@@ -229,7 +242,7 @@ var errStockUnreadable = errors.New("stock is not a whole number")
 func (s *Server) handleStockSet(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	id := chi.URLParam(r, "id")
-	if _, err := s.catalog.Product(id); errors.Is(err, catalog.ErrUnknownProduct) {
+	if _, err := s.catalog().Product(id); errors.Is(err, catalog.ErrUnknownProduct) {
 		s.fail(w, r, http.StatusNotFound, "There is no such product.", nil)
 		return
 	}
@@ -247,11 +260,23 @@ func (s *Server) handleStockSet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, fmt.Sprintf("The stock must be a whole number from 0 to %d.", maxStock), nil)
 		return
 	}
+	// What was left before, for the admin action line: read just before
+	// the write, so two admins setting it at once may both log the same.
+	from := "unknown"
+	if _, levels, err := s.productStock(r.Context()); err == nil {
+		for _, lv := range levels {
+			if lv.ProductID == id {
+				from = stockValue(lv.Stock)
+			}
+		}
+	}
 	l, err := s.orders.SetStock(r.Context(), id, stock)
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "The stock could not be saved; try again.", err)
 		return
 	}
+	s.logAdminAction(r, "set_stock", slog.String("product_id", id), slog.String("from", from), slog.String("to", stockValue(l.Stock)),
+		slog.Int64("held", l.Held), slog.Int64("sold", l.Sold))
 	if wantsJSON(r) {
 		s.writeJSON(w, r, http.StatusOK, productBody{Product: l})
 		return

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/shopcheckout/shop/internal/money"
@@ -161,24 +160,30 @@ func (s *Server) handleRefundCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, "Stripe made refund "+info.ID+", but the shop could not record it yet; it will show on the order page when Stripe's webhook arrives.", err)
 		return
 	}
+	var restockErr error
 	if req.Restock {
-		if after, err = s.restockRefunded(r.Context(), after); err != nil {
-			status, msg := http.StatusServiceUnavailable, "Stripe made refund "+info.ID+" and the shop recorded it, but the quantities could not be put back in stock; set them on /admin/products."
-			if errors.Is(err, orders.ErrRule) {
-				status, msg = http.StatusConflict, "Stripe made refund "+info.ID+" and the shop recorded it, but the order is not refunded in full, so nothing was put back in stock; set the stock on /admin/products if it should be."
-			}
-			s.fail(w, r, status, msg, err)
-			return
+		var restocked orders.Order
+		if restocked, restockErr = s.restockRefunded(r.Context(), after); restockErr == nil {
+			after = restocked
 		}
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "admin refunded an order",
+	// The refund is made whether or not the restock worked: log it first.
+	s.logAdminAction(r, "refund",
 		slog.String("order_id", o.ID), slog.String("refund_id", info.ID),
 		slog.Int64("amount", info.Amount), slog.String("currency", o.Currency),
 		slog.String("reason", info.Reason), slog.String("refund_status", info.Status),
 		slog.Int64("refunded_before", o.AmountRefunded), slog.Int64("refunded_after", after.AmountRefunded),
-		slog.String("from", string(o.Status)), slog.String("to", string(after.Status)), slog.Bool("restocked", after.HoldState == orders.HoldReturned),
-		slog.String("request_id", middleware.GetReqID(r.Context())),
+		slog.String("from", string(o.Status)), slog.String("to", string(after.Status)),
+		slog.String("hold_from", o.HoldState), slog.String("hold_to", after.HoldState), slog.Bool("restocked", after.HoldState == orders.HoldReturned),
 	)
+	if restockErr != nil {
+		status, msg := http.StatusServiceUnavailable, "Stripe made refund "+info.ID+" and the shop recorded it, but the quantities could not be put back in stock; set them on /admin/products."
+		if errors.Is(restockErr, orders.ErrRule) {
+			status, msg = http.StatusConflict, "Stripe made refund "+info.ID+" and the shop recorded it, but the order is not refunded in full, so nothing was put back in stock; set the stock on /admin/products if it should be."
+		}
+		s.fail(w, r, status, msg, restockErr)
+		return
+	}
 	if wantsJSON(r) {
 		s.writeJSON(w, r, http.StatusOK, refundBody{Order: after.Public(), Refund: refundJSON{
 			ID: info.ID, Amount: info.Amount, Currency: o.Currency, Status: info.Status, Reason: info.Reason,

@@ -250,7 +250,7 @@ func TestRefundForm(t *testing.T) {
 		t.Errorf("order.partially_refunded notifications: got %d, want 2 (webhook, shopper)", n)
 	}
 	logs := ts.logs.String()
-	if !strings.Contains(logs, `msg="admin refunded an order" order_id=`+oid+` refund_id=re_test_fake001 amount=1000`) {
+	if !strings.Contains(logs, `msg="admin action" action=refund order_id=`+oid+` refund_id=re_test_fake001 amount=1000`) {
 		t.Errorf("the admin's refund is not logged with what changed:\n%s", logs)
 	}
 
@@ -705,7 +705,7 @@ func TestNewServerNeedsRefunds(t *testing.T) {
 	deps := func(adminPassword string) Deps {
 		cfg := testConfig()
 		cfg.AdminPassword = adminPassword
-		return Deps{Config: cfg, Catalog: catalog.Default(10), Orders: orders.NewService(store, log), Links: testLinks,
+		return Deps{Config: cfg, Catalog: catalog.Fixed(catalog.Default(10)), Orders: orders.NewService(store, log), Links: testLinks,
 			FormKey: []byte("test-form-key-0123456789abcdef!!"), CartKey: testCartKey, Sessions: newFakeSessions(), Logger: log,
 			Templates: templates.FS, Static: static.FS}
 	}
@@ -732,15 +732,24 @@ func TestAdminOrderPageEscapesEveryField(t *testing.T) {
 			Reason: evil("Refund.Reason"), Created: evil("Refund.Created")}},
 		Dispute: &disputeView{ID: evil("Dispute.ID"), Status: evil("Dispute.Status"), Reason: evil("Dispute.Reason"),
 			Amount: evil("Dispute.Amount"), EvidenceDueBy: evil("Dispute.EvidenceDueBy"), Open: true, NeedsResponse: true},
-		Notifications: []notificationView{{ID: evil("Notification.ID"), Type: evil("Notification.Type"), Channel: evil("Notification.Channel"),
-			Status: evil("Notification.Status"), LastError: evil("Notification.LastError"), Attempts: 2, Dead: true}},
+		PaymentState: evil("PaymentState"), Hold: evil("Hold"), DashboardURL: "https://dashboard.stripe.com/test/payments/pi_x",
+		Timeline: []timelineEntry{
+			{When: evil("Event.When"), Event: &eventView{ID: evil("Event.ID"), Type: evil("Event.Type"), Outcome: evil("Event.Outcome"),
+				Created: evil("Event.Created"), APIVersion: evil("Event.APIVersion")}},
+			{When: evil("Notification.When"), Notification: &timelineNotification{ID: evil("Notification.ID"), Type: evil("Notification.Type"),
+				Channel: evil("Notification.Channel"), Status: evil("Notification.Status"), LastError: evil("Notification.LastError"),
+				NextAttempt: evil("Notification.NextAttempt"), RetryAction: "/admin/notifications/ntf_x/retry", Attempts: 2}},
+			{When: evil("Delivered.When"), Notification: &timelineNotification{ID: "ntf_y", Delivered: evil("Notification.Delivered")}},
+		},
 		NoRefund: evil("NoRefund"),
 	}
 	fields := []string{"ID", "Status", "Review", "Created", "Updated", "Paid", "Fulfilled", "Email", "SessionID", "PaymentIntentID",
-		"Currency", "Total", "AmountPaid", "AmountRefunded", "Refundable", "Item.ProductID", "Item.Name", "Item.UnitAmount", "Item.Amount",
-		"Refund.ID", "Refund.Amount", "Refund.Status", "Refund.Reason", "Refund.Created", "Dispute.ID", "Dispute.Status", "Dispute.Reason",
-		"Dispute.Amount", "Dispute.EvidenceDueBy", "Notification.ID", "Notification.Type", "Notification.Channel", "Notification.Status",
-		"Notification.LastError"}
+		"Currency", "Total", "AmountPaid", "AmountRefunded", "Refundable", "PaymentState", "Hold", "Item.ProductID", "Item.Name",
+		"Item.UnitAmount", "Item.Amount", "Refund.ID", "Refund.Amount", "Refund.Status", "Refund.Reason", "Refund.Created",
+		"Dispute.ID", "Dispute.Status", "Dispute.Reason", "Dispute.Amount", "Dispute.EvidenceDueBy",
+		"Event.When", "Event.ID", "Event.Type", "Event.Outcome", "Event.Created", "Event.APIVersion",
+		"Notification.When", "Notification.ID", "Notification.Type", "Notification.Channel", "Notification.Status",
+		"Notification.LastError", "Notification.NextAttempt", "Delivered.When", "Notification.Delivered"}
 	render := func(v adminOrderPage) string {
 		rec := newRecorder()
 		ts.render(rec, newRequest("GET", "/"), 200, "admin_order", v)

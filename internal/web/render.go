@@ -17,13 +17,22 @@ type pages struct {
 }
 
 // pageNames lists the page templates; parsePages fails if one is missing.
-var pageNames = []string{"home", "success", "cancelled", "error", "admin_orders", "admin_order", "order", "admin_alarms", "admin_products", "cart"}
+var pageNames = []string{"home", "success", "cancelled", "error", "admin_orders", "admin_order", "order", "admin_alarms", "admin_products", "cart", "admin_overview"}
+
+// partialNames lists the templates every page may include: admin_nav.html
+// defines "admin_nav", the admin's row of links, which a page includes with
+// the name of its own section (`{{template "admin_nav" "orders"}}`).
+var partialNames = []string{"admin_nav"}
 
 func parsePages(fsys fs.FS) (*pages, error) {
 	p := &pages{byName: make(map[string]*template.Template, len(pageNames))}
 	p.bufs.New = func() any { return new(bytes.Buffer) }
+	files := []string{"layout.html"}
+	for _, name := range partialNames {
+		files = append(files, name+".html")
+	}
 	for _, name := range pageNames {
-		t, err := template.New(name).ParseFS(fsys, "layout.html", name+".html")
+		t, err := template.New(name).ParseFS(fsys, append(files, name+".html")...)
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", name, err)
 		}

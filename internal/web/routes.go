@@ -26,12 +26,15 @@ func (s *Server) routes() http.Handler {
 	r.Post("/webhook", s.handleWebhook) // signed by Stripe: exempt from sameOrigin
 	r.Get("/healthz", s.handleHealth)
 	if s.cfg.AdminPassword != "" {
-		r.With(s.adminAuth).Get("/admin/orders", s.handleAdminOrders)
+		r.With(s.adminAuth).Get("/admin", s.handleAdminOverview)
+		r.With(s.adminAuth).Get("/admin/orders", s.handleAdminOrders)        // ?status, from, to, q, limit, after
+		r.With(s.adminAuth).Get("/admin/orders.csv", s.handleAdminOrdersCSV) // streamed; the list's filters
 		r.With(s.adminAuth).Get("/admin/orders/{id}", s.handleAdminOrder)
 		r.With(s.adminAuth).Post("/admin/orders/{id}/refund", s.handleRefundCreate) // calls Stripe
 		r.With(s.adminAuth).Get("/admin/metrics", s.metrics.Handler().ServeHTTP)
 		r.With(s.adminAuth).Post("/admin/notifications/{id}/retry", s.handleNotificationRetry)
 		r.With(s.adminAuth).Get("/admin/alarms", s.handleAdminAlarms)
+		r.With(s.adminAuth).Post("/admin/alarms/{id}/resolve", s.handleAlarmResolve) // stored alarms; derived ones 404
 		r.With(s.adminAuth).Get("/admin/products", s.handleAdminProducts)
 		r.With(s.adminAuth).Post("/admin/products/{id}/stock", s.handleStockSet)
 	}

@@ -39,8 +39,11 @@ type Refunds interface {
 
 // Deps is everything a Server needs, built by main and handed in.
 type Deps struct {
-	Config    config.Config
-	Catalog   *catalog.Catalog
+	Config  config.Config
+	Catalog *catalog.Live
+	// OnEvent, if set, hears the type of each new event the webhook
+	// stored (the Stripe catalogue is read again on product.* and price.*).
+	OnEvent   func(eventType string)
 	Orders    *orders.Service // the one door to orders, reads and writes
 	Links     orders.LinkKey  // signs order page links
 	FormKey   []byte          // signs purchase form tokens
@@ -56,12 +59,13 @@ type Deps struct {
 
 // Server serves the shop. Build it with NewServer.
 type Server struct {
-	cfg     config.Config
-	catalog *catalog.Catalog
-	orders  *orders.Service
-	links   orders.LinkKey
-	tokens  formTokens
-	carts   cartCookies
+	cfg      config.Config
+	catalogs *catalog.Live
+	onEvent  func(eventType string)
+	orders   *orders.Service
+	links    orders.LinkKey
+	tokens   formTokens
+	carts    cartCookies
 	// sessionReads spaces the success page's reads of each session.
 	sessionReads *readThrottle
 	// forgeries counts failed webhook signatures per client; forgeryLog
@@ -123,13 +127,17 @@ func NewServer(d Deps) (*Server, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Config.Location == nil {
+		d.Config.Location = time.UTC // config.Load always sets it; a hand-built Config may not
+	}
 	p, err := parsePages(d.Templates)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		cfg:          d.Config,
-		catalog:      d.Catalog,
+		catalogs:     d.Catalog,
+		onEvent:      d.OnEvent,
 		orders:       d.Orders,
 		links:        d.Links,
 		tokens:       formTokens{key: d.FormKey, ttl: cmp.Or(d.Config.SessionTTL, 30*time.Minute), now: d.Now},
@@ -206,3 +214,8 @@ func (i instrumentedRefunds) New(p *stripe.RefundParams) (*stripe.Refund, error)
 	i.m.Stripe("refund_create", time.Since(start), err)
 	return r, err
 }
+
+// catalog is what the shop sells from now: the same catalogue for the
+// whole of a request once read (callers keep what it returns). With no
+// catalogue (Stripe could not be read yet) nothing is for sale.
+func (s *Server) catalog() *catalog.Catalog { return s.catalogs.Selling() }

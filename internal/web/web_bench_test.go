@@ -41,7 +41,7 @@ func newBenchServer(b *testing.B) benchServer {
 	b.Cleanup(func() { store.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := NewServer(Deps{
-		Config: testConfig(), Catalog: catalog.Default(10), Links: testLinks, FormKey: []byte("test-form-key-0123456789abcdef!!"), CartKey: testCartKey,
+		Config: testConfig(), Catalog: catalog.Fixed(catalog.Default(10)), Links: testLinks, FormKey: []byte("test-form-key-0123456789abcdef!!"), CartKey: testCartKey,
 		Orders:   orders.NewService(store, log),
 		Sessions: newFakeSessions(), Refunds: newFakeRefunds(), Logger: log, Templates: templates.FS, Static: static.FS,
 		Metrics: metrics.New(),

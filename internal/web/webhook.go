@@ -60,6 +60,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.Webhook(ev.Type, res.Outcome())
+	if s.onEvent != nil && !res.Duplicate {
+		s.onEvent(ev.Type)
+	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "webhook event",
 		slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("api_version", ev.APIVersion),
 		slog.String("outcome", res.Outcome()))

@@ -456,7 +456,7 @@ func TestWebhookUnreadable(t *testing.T) {
 	}
 	refs := map[string]orders.Alarm{}
 	for _, a := range alarms.Alarms {
-		refs[a.Ref] = a
+		refs[a.Ref] = a.Alarm
 	}
 	if len(alarms.Alarms) != len(cases) {
 		t.Errorf("%d alarms, want %d", len(alarms.Alarms), len(cases))
