@@ -8,16 +8,26 @@
 //	stripe-mock -http-port 12111 -https-port 12112 &
 //	STRIPE_WEBHOOK_SECRET=whsec_... stripe-sim [-addr localhost:12113] \
 //		[-mock http://localhost:12111] [-public-url http://localhost:12113] \
-//		[-webhook-url http://localhost:8000/webhook] [-webhook-secret whsec_...] [-retry-for 2m]
+//		[-webhook-url http://localhost:8000/webhook] [-webhook-secret whsec_...] [-retry-for 2m] \
+//		[-seed catalogue.json]
 //
-// Besides the Stripe API under /v1/ (Checkout Sessions, Refunds and Events
-// from its own state, everything else from stripe-mock), it serves the
-// hosted page under /pay/ and control endpoints under /sim/, among them
-// opening and closing disputes and failing refunds (see package stripesim).
+// Besides the Stripe API under /v1/ (Checkout Sessions, Products, Prices,
+// Payment Links, Refunds and Events from its own state, everything else
+// from stripe-mock), it serves the hosted page under /pay/, the embedded
+// one under /embedded/ with a stand-in for Stripe.js at /v3/, Payment Link
+// pages under /pl/ and control endpoints under /sim/, among them opening
+// and closing disputes, failing refunds, archiving products and prices,
+// buying through a Payment Link and making the catalogue fail (see package
+// stripesim).
+//
+// The -seed file gives the catalogue the simulator starts with, and
+// Payment Links selling it, whose addresses it prints; stripe-sim -h shows
+// its format.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +59,11 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("stripe-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: stripe-sim [flags]\n\nA stateful Stripe Checkout simulator in front of stripe-mock.\n\nFlags:")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), seedHelp)
+	}
 	var (
 		addr       = fs.String("addr", "localhost:12113", "listen address")
 		mockURL    = fs.String("mock", "http://localhost:12111", "stripe-mock base URL")
@@ -56,6 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		webhookURL = fs.String("webhook-url", "http://localhost:8000/webhook", "shop webhook endpoint; empty disables delivery")
 		hookSecret = fs.String("webhook-secret", firstSecret(getenv("STRIPE_WEBHOOK_SECRET")), "webhook signing secret (default $STRIPE_WEBHOOK_SECRET, first of a comma-separated list)")
 		retryFor   = fs.Duration("retry-for", 2*time.Minute, "how long to retry a failing webhook delivery")
+		seedPath   = fs.String("seed", "", "JSON `file` of products, prices and payment links to start with (format below)")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -65,6 +81,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	var seed seedFile
+	if *seedPath != "" {
+		var err error
+		if seed, err = readSeed(*seedPath); err != nil {
+			return err
+		}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	if *webhookURL != "" && *hookSecret == "" {
@@ -85,6 +108,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WebhookSecret: *hookSecret,
 		RetryFor:      *retryFor,
 		Logger:        logger,
+		Products:      seed.Products,
+		PaymentLinks:  seed.PaymentLinks,
 	})
 	if err != nil {
 		ln.Close()
@@ -101,6 +126,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(stdout, "stripe-sim listening on %s (mock %s, webhooks to %q)\n", *publicURL, *mockURL, *webhookURL)
+	if *seedPath != "" {
+		prices := 0
+		for _, p := range seed.Products {
+			prices += len(p.Prices)
+		}
+		fmt.Fprintf(stdout, "seeded %d products and %d prices from %s\n", len(seed.Products), prices, *seedPath)
+	}
+	for _, l := range sim.PaymentLinks() {
+		fmt.Fprintf(stdout, "payment link %s: %s\n", l.ID, l.URL)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -115,6 +150,65 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// seedHelp ends the -h output: the format of the -seed file, around an
+// example that the tests seed a simulator with.
+const seedHelp = `
+The -seed file (JSON) gives the products, prices and payment links the
+simulator starts with, as if made in the Dashboard (no events are sent for
+them); lists show them in the file's order:
+
+` + seedExample + `
+Only "name" (of a product), "unit_amount" and "currency" (of a price) and
+"line_items" (of a link, naming seeded prices) are required; missing ids are
+made up. "active": false archives a product or a price. A price may also have
+"nickname", "metadata" and "type" ("one_time", the only kind sold). A link
+without "redirect_url" keeps the buyer on the simulator's confirmation page.
+The address of each payment link's page is printed at start-up.
+`
+
+const seedExample = `  {
+    "products": [
+      {"id": "prod_tshirt", "name": "T-shirt", "description": "Organic cotton",
+       "images": ["https://example.com/tshirt.png"],
+       "metadata": {"stock": "25", "max_quantity": "5"},
+       "prices": [{"id": "price_tshirt", "unit_amount": 2000, "currency": "usd"}]}
+    ],
+    "payment_links": [
+      {"id": "plink_tshirt", "line_items": [{"price": "price_tshirt", "quantity": 1}],
+       "redirect_url": "http://localhost:8000/thanks?session_id={CHECKOUT_SESSION_ID}"}
+    ]
+  }
+`
+
+// maxSeedBytes caps the -seed file.
+const maxSeedBytes = 16 << 20
+
+// seedFile is the format of the -seed file.
+type seedFile struct {
+	Products     []stripesim.SeedProduct     `json:"products"`
+	PaymentLinks []stripesim.SeedPaymentLink `json:"payment_links"`
+}
+
+// readSeed reads a -seed file, refusing fields it does not know, so that a
+// typo does not quietly leave something out.
+func readSeed(path string) (seedFile, error) {
+	var seed seedFile
+	f, err := os.Open(path)
+	if err != nil {
+		return seed, fmt.Errorf("seed: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(io.LimitReader(f, maxSeedBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&seed); err != nil {
+		return seed, fmt.Errorf("seed %s: %w", path, err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		return seed, fmt.Errorf("seed %s: more than one JSON value", path)
+	}
+	return seed, nil
 }
 
 // firstSecret returns the first of a comma-separated list of webhook

@@ -246,11 +246,12 @@ func (s *Sim) create(r *http.Request, body []byte) apiResponse {
 		return errResp
 	}
 	s.mu.Lock()
-	ss.LineItems, errResp, ok = s.priceLinesLocked(ss.LineItems)
+	lines, lerr := s.priceLinesLocked(ss.LineItems)
 	s.mu.Unlock()
-	if !ok {
-		return errResp
+	if lerr != nil {
+		return lerr.response()
 	}
+	ss.LineItems = lines
 	if errResp, ok := settleLines(&ss); !ok {
 		return errResp
 	}

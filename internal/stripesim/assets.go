@@ -1,28 +1,33 @@
 package stripesim
 
-// pageTemplates is the hosted checkout page. It uses no script and no
-// inline styles, so it works with JavaScript disabled and under a strict
-// Content-Security-Policy.
-const pageTemplates = `{{define "page"}}<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
+import _ "embed" // the scripts
+
+// stripeJS is the Stripe.js stand-in served at /v3/, with placeholders
+// for the simulator's address (see renderStripeJS).
+//
+//go:embed assets/stripe.js
+var stripeJS string
+
+// embeddedJS is the embedded checkout page's script.
+//
+//go:embed assets/embedded.js
+var embeddedJS string
+
+// The simulator's pages: the checkout page, hosted (/pay/{id}) or
+// embedded (/embedded/{client_secret}), and a Payment Link's page
+// (/pl/{id}). The hosted pages use no script and no inline styles, so they
+// work with JavaScript disabled and under a strict Content-Security-Policy;
+// the embedded page runs one script of its own, embedded.js, to talk to
+// Stripe.js in the page that frames it.
+const pageTemplates = `{{define "head"}}<meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{if eq .State "notfound"}}Checkout session not found{{else}}Pay {{.Total}}{{end}} · Simulated Stripe Checkout</title>
 <link rel="stylesheet" href="/pay-assets/sim.css">
-</head>
-<body>
-<header class="banner" id="banner"><strong>Simulated Stripe Checkout — no real payment</strong> <span class="badge">Test mode</span></header>
-{{if eq .State "notfound"}}
-<main class="single">
-<h1>Checkout session not found</h1>
-<p>The simulator knows no checkout session under this link. Sessions live in memory: it may have been created before the simulator restarted.</p>
-</main>
-{{else}}
-<main class="checkout">
-<section class="summary" aria-labelledby="summary-title">
-{{if and .CancelURL (eq .State "open")}}<a id="back" class="back" href="{{.CancelURL}}">← Back</a>{{end}}
-<h1 id="summary-title">Order summary</h1>
+{{end}}
+
+{{define "banner"}}<header class="banner" id="banner"><strong>Simulated Stripe Checkout — no real payment</strong> <span class="badge">Test mode</span></header>
+{{end}}
+
+{{define "summary"}}<h1 id="summary-title">Order summary</h1>
 <p class="due"><span class="label">Total due</span> <span id="total" class="total">{{.Total}}</span></p>
 <ul class="lines">
 {{range .Lines}}<li class="line">
@@ -31,11 +36,29 @@ const pageTemplates = `{{define "page"}}<!DOCTYPE html>
 </li>
 {{end}}</ul>
 <p class="total-row"><span>Total</span> <span>{{.Total}}</span></p>
-</section>
+{{end}}
+
+{{define "page"}}<!DOCTYPE html>
+<html lang="en">
+<head>
+{{template "head"}}<title>{{if eq .State "notfound"}}Checkout session not found{{else}}Pay {{.Total}}{{end}} · Simulated Stripe Checkout</title>
+{{if .Embedded}}<script src="/pay-assets/embedded.js" defer></script>
+{{end}}</head>
+<body{{if .Embedded}} id="embedded" class="embedded" data-parent-origin="{{.ParentOrigin}}"{{if .Complete}} data-complete="true" data-session="{{.ID}}" data-return-url="{{.ReturnURL}}" data-redirect="{{.Redirect}}"{{end}}{{end}}>
+{{template "banner"}}{{if eq .State "notfound"}}
+<main class="single">
+<h1>Checkout session not found</h1>
+<p>The simulator knows no checkout session under this link. Sessions live in memory: it may have been created before the simulator restarted.</p>
+</main>
+{{else}}
+<main class="checkout">
+<section class="summary" aria-labelledby="summary-title">
+{{if and .CancelURL (eq .State "open")}}<a id="back" class="back" href="{{.CancelURL}}">← Back</a>{{end}}
+{{template "summary" .}}</section>
 <section class="pay" aria-labelledby="pay-title">
 {{if eq .State "open"}}
 <h2 id="pay-title">Pay with card</h2>
-<form method="post" action="/pay/{{.ID}}">
+<form method="post" action="{{.Action}}">
 <label for="email">Email</label>
 <input id="email" name="email" type="email" required autocomplete="email" value="{{.Email}}">
 <label for="card">Card number</label>
@@ -47,9 +70,22 @@ const pageTemplates = `{{define "page"}}<!DOCTYPE html>
 </form>
 {{else}}
 {{if .Error}}<p id="error" class="error" role="alert">{{.Error}}</p>{{end}}
-{{if eq .State "paid"}}
-<h2 id="pay-title">Payment complete</h2>
+{{if .Embedded}}
+{{if .Complete}}
+<h2 id="pay-title">{{if eq .State "paid"}}Payment complete{{else if eq .State "processing"}}Payment processing{{else}}Payment failed{{end}}</h2>
+{{if .Redirect}}<p>Taking you back to the shop…</p>
+<a id="return" class="button primary" href="{{.ReturnURL}}" target="_top">Return to the shop</a>{{else}}<p>The shop takes it from here.</p>{{end}}
+{{else}}
+<h2 id="pay-title">Checkout session expired</h2>
+<p>This checkout session has expired and can no longer be paid.</p>
+{{end}}
+{{else if eq .State "paid"}}
+{{if .PaymentLink}}<h2 id="pay-title">Thank you</h2>
+<p>Your payment is complete.</p>
+{{if .Message}}<p id="confirmation">{{.Message}}</p>{{end}}
+{{else}}<h2 id="pay-title">Payment complete</h2>
 <p>This checkout session is complete and paid.</p>
+{{end}}
 {{if .SuccessURL}}<a id="return" class="button primary" href="{{.SuccessURL}}">Return to the shop</a>{{end}}
 {{else if eq .State "processing"}}
 <h2 id="pay-title">Payment processing</h2>
@@ -67,6 +103,37 @@ const pageTemplates = `{{define "page"}}<!DOCTYPE html>
 {{if .CancelURL}}<a id="return" class="button" href="{{.CancelURL}}">Return to the shop</a>{{end}}
 {{end}}
 {{end}}
+</section>
+</main>
+{{end}}
+<footer class="foot">stripe-sim{{if .ID}} · {{.ID}}{{end}}</footer>
+</body>
+</html>
+{{end}}
+
+{{define "link"}}<!DOCTYPE html>
+<html lang="en">
+<head>
+{{template "head"}}<title>{{if .Found}}Buy for {{.Total}}{{else}}Payment link not found{{end}} · Simulated Stripe Checkout</title>
+</head>
+<body>
+{{template "banner"}}{{if not .Found}}
+<main class="single">
+<h1>Payment link not found</h1>
+<p>The simulator knows no payment link under this address. Links live in memory: seed them with the simulator's -seed file to have them after a restart.</p>
+</main>
+{{else}}
+<main class="checkout">
+<section class="summary" aria-labelledby="summary-title">
+{{template "summary" .}}</section>
+<section class="pay" aria-labelledby="pay-title">
+<h2 id="pay-title">Payment link</h2>
+{{if .Error}}<p id="error" class="error" role="alert">{{.Error}}</p>{{end}}
+{{if .Active}}<p>Buy these items through the simulated checkout.</p>
+<form method="post" action="/pl/{{.ID}}">
+<button id="buy" class="button primary" type="submit">Continue to payment</button>
+</form>
+{{else}}<p>This payment link is no longer active.</p>{{end}}
 </section>
 </main>
 {{end}}
@@ -109,5 +176,6 @@ input:focus{outline:2px solid #635bff;outline-offset:-1px}
 .button.primary{background:#635bff;border-color:#635bff;color:#fff}
 .button:hover{filter:brightness(.96)}
 .link{display:block;margin-top:1rem;color:#635bff}
+.embedded .checkout{margin-top:1.5rem}
 .foot{text-align:center;color:#a3acb9;font-size:12px;margin:2rem 0;padding:0 1rem;overflow-wrap:anywhere}
 `

@@ -10,15 +10,16 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/shopcheckout/shop/internal/testenv"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/shopcheckout/shop/internal/testenv"
 )
 
 // TestStripeGoAgainstStripeMock drives the simulator with stripe-go in
 // front of a real stripe-mock, proving that stripe-go parses its answers.
 func TestStripeGoAgainstStripeMock(t *testing.T) {
-	h := newHarness(t, options{mockURL: testenv.StripeMock(t)})
+	h := newHarness(t, options{mockURL: testenv.StripeMock(t), products: testCatalog()})
 	sc := client.New(testKey, &stripe.Backends{
 		API: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
 			URL:               stripe.String(h.url),
@@ -110,7 +111,7 @@ func TestStripeGoAgainstStripeMock(t *testing.T) {
 
 	other, err := sc.CheckoutSessions.New(&stripe.CheckoutSessionParams{
 		Mode: stripe.String("payment"), SuccessURL: stripe.String("https://shop.test/ok"),
-		LineItems: []*stripe.CheckoutSessionLineItemParams{{Price: stripe.String("price_123"), Quantity: stripe.Int64(1)}},
+		LineItems: []*stripe.CheckoutSessionLineItemParams{{Price: stripe.String("price_tee"), Quantity: stripe.Int64(1)}},
 	})
 	if err != nil {
 		t.Fatalf("create by price id: %v", err)
@@ -244,5 +245,153 @@ func TestStripeGoRefundsAgainstStripeMock(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"charge.dispute.closed", "charge.dispute.created", "charge.refunded"}, got); diff != "" {
 		t.Errorf("events, newest first (-want +got):\n%s", diff)
+	}
+}
+
+// TestStripeGoCatalogAgainstStripeMock reads and changes the catalogue,
+// makes a Payment Link and an embedded session through stripe-go, in front
+// of a real stripe-mock: every request passes its validation, and stripe-go
+// parses every answer and pages through every list.
+func TestStripeGoCatalogAgainstStripeMock(t *testing.T) {
+	h := newHarness(t, options{mockURL: testenv.StripeMock(t), products: testCatalog()})
+	sc := client.New(testKey, &stripe.Backends{
+		API: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
+			URL:               stripe.String(h.url),
+			HTTPClient:        &http.Client{Timeout: 10 * time.Second},
+			LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
+			MaxNetworkRetries: stripe.Int64(0),
+		}),
+	})
+
+	// As the shop reads its catalogue: active one-time prices with their
+	// products, a page at a time.
+	listActive := func(t *testing.T) ([]string, error) {
+		t.Helper()
+		params := &stripe.PriceListParams{Active: stripe.Bool(true), Type: stripe.String(string(stripe.PriceTypeOneTime))}
+		params.Limit = stripe.Int64(2)
+		params.AddExpand("data.product")
+		var got []string
+		it := sc.Prices.List(params)
+		for it.Next() {
+			p := it.Price()
+			got = append(got, p.ID+" "+p.Product.Name)
+		}
+		return got, it.Err()
+	}
+	got, err := listActive(t)
+	if err != nil {
+		t.Fatalf("list prices: %v", err)
+	}
+	if diff := cmp.Diff([]string{"price_tee T-shirt", "price_mug Mug", "price_tea Tea", "price_cap Cap"}, got); diff != "" {
+		t.Errorf("active prices (-want +got):\n%s", diff)
+	}
+
+	prod, err := sc.Products.New(&stripe.ProductParams{Name: stripe.String("Hoodie"), Images: stripe.StringSlice([]string{"https://shop.test/h.png"}),
+		Metadata: map[string]string{"stock": "3"}})
+	if err != nil || prod.Name != "Hoodie" || prod.Metadata["stock"] != "3" {
+		t.Fatalf("new product: %+v, %v", prod, err)
+	}
+	pr, err := sc.Prices.New(&stripe.PriceParams{Product: stripe.String(prod.ID), UnitAmount: stripe.Int64(4500), Currency: stripe.String("usd")})
+	if err != nil || pr.UnitAmount != 4500 || pr.Product.ID != prod.ID {
+		t.Fatalf("new price: %+v, %v", pr, err)
+	}
+	if p, err := sc.Products.Update(prod.ID, &stripe.ProductParams{Metadata: map[string]string{"stock": "2"}}); err != nil || p.Metadata["stock"] != "2" {
+		t.Errorf("update product: %+v, %v", p, err)
+	}
+	getParams := &stripe.PriceParams{}
+	getParams.AddExpand("product")
+	if p, err := sc.Prices.Get(pr.ID, getParams); err != nil || p.Product.Name != "Hoodie" {
+		t.Errorf("get price: %+v, %v", p, err)
+	}
+	if p, err := sc.Prices.Update("price_tea", &stripe.PriceParams{Active: stripe.Bool(false)}); err != nil || p.Active {
+		t.Errorf("archive price: %+v, %v", p, err)
+	}
+	var serr *stripe.Error
+	if _, err := sc.Prices.Get("price_nope", nil); !errors.As(err, &serr) || serr.HTTPStatusCode != 404 || serr.Code != stripe.ErrorCodeResourceMissing {
+		t.Errorf("unknown price: %v", err)
+	}
+	got, err = listActive(t)
+	if err != nil {
+		t.Fatalf("list prices: %v", err)
+	}
+	if diff := cmp.Diff([]string{pr.ID + " Hoodie", "price_tee T-shirt", "price_mug Mug", "price_cap Cap"}, got); diff != "" {
+		t.Errorf("active prices after the changes (-want +got):\n%s", diff)
+	}
+
+	link, err := sc.PaymentLinks.New(&stripe.PaymentLinkParams{
+		LineItems: []*stripe.PaymentLinkLineItemParams{{Price: stripe.String("price_tee"), Quantity: stripe.Int64(2)}},
+		AfterCompletion: &stripe.PaymentLinkAfterCompletionParams{Type: stripe.String("redirect"),
+			Redirect: &stripe.PaymentLinkAfterCompletionRedirectParams{URL: stripe.String("https://shop.test/thanks")}},
+	})
+	if err != nil || link.URL != h.url+"/pl/"+link.ID || link.AfterCompletion.Redirect.URL != "https://shop.test/thanks" {
+		t.Fatalf("new payment link: %+v, %v", link, err)
+	}
+	if got, err := sc.PaymentLinks.Get(link.ID, nil); err != nil || got.ID != link.ID {
+		t.Errorf("get payment link: %+v, %v", got, err)
+	}
+	lit := sc.PaymentLinks.ListLineItems(&stripe.PaymentLinkListLineItemsParams{PaymentLink: stripe.String(link.ID)})
+	var linkLines []string
+	for lit.Next() {
+		linkLines = append(linkLines, lit.LineItem().Price.ID)
+	}
+	if err := lit.Err(); err != nil || !cmp.Equal(linkLines, []string{"price_tee"}) {
+		t.Errorf("link line items: %v, %v", linkLines, err)
+	}
+	resp, body := h.do(t, http.MethodPost, "/sim/payment_links/"+link.ID+"/purchase", url.Values{}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("purchase: %s %s", resp.Status, body)
+	}
+	sold := decode[simState](t, body).Session
+	if sold.PaymentLink == nil || sold.PaymentLink.ID != link.ID || sold.PaymentStatus != "paid" {
+		t.Errorf("sold session: %+v", sold)
+	}
+
+	// An embedded session with many lines: stripe-mock takes the
+	// translated ui_mode, and the line items come a page at a time.
+	params := &stripe.CheckoutSessionParams{
+		Mode:      stripe.String(string(stripe.CheckoutSessionModePayment)),
+		UIMode:    stripe.String(string(stripe.CheckoutSessionUIModeEmbedded)),
+		ReturnURL: stripe.String("https://shop.test/return?session_id={CHECKOUT_SESSION_ID}"),
+	}
+	for range 12 {
+		params.LineItems = append(params.LineItems, &stripe.CheckoutSessionLineItemParams{Price: stripe.String("price_tee"), Quantity: stripe.Int64(1)})
+	}
+	s, err := sc.CheckoutSessions.New(params)
+	if err != nil {
+		t.Fatalf("embedded session: %v", err)
+	}
+	if s.UIMode != stripe.CheckoutSessionUIModeEmbedded || s.ClientSecret == "" || s.URL != "" || s.AmountTotal != 24000 {
+		t.Errorf("embedded session: %+v", s)
+	}
+	sit := sc.CheckoutSessions.ListLineItems(&stripe.CheckoutSessionListLineItemsParams{Session: stripe.String(s.ID)})
+	n := 0
+	for sit.Next() {
+		if li := sit.LineItem(); li.Price.ID != "price_tee" || li.Description != "T-shirt" {
+			t.Errorf("line item %+v", li)
+		}
+		n++
+	}
+	if err := sit.Err(); err != nil || n != 12 {
+		t.Errorf("session line items: %d, %v; want 12", n, err)
+	}
+	bad := *params
+	bad.SuccessURL = stripe.String("https://shop.test/ok")
+	if _, err := sc.CheckoutSessions.New(&bad); !errors.As(err, &serr) || serr.HTTPStatusCode != 400 || serr.Param != "success_url" {
+		t.Errorf("embedded session with success_url: %v", err)
+	}
+
+	// Stripe down while the shop reads its catalogue.
+	for mode, check := range map[string]func(error) bool{
+		"down": func(err error) bool {
+			return errors.As(err, &serr) && serr.HTTPStatusCode == 500 && serr.Type == stripe.ErrorTypeAPI
+		},
+		"unreachable": func(err error) bool { return err != nil && !errors.As(err, &serr) },
+	} {
+		if resp, b := h.do(t, http.MethodPost, "/sim/faults", url.Values{"catalog": {mode}}, nil); resp.StatusCode != 200 {
+			t.Fatalf("fault %s: %s %s", mode, resp.Status, b)
+		}
+		if _, err := listActive(t); !check(err) {
+			t.Errorf("catalog=%s: got %v", mode, err)
+		}
 	}
 }

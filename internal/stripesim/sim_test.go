@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,19 @@ const (
 	mockError = `{"error":{"message":"Request validation error: object property 'mode' validation failed: value is not in enumeration","type":"invalid_request_error"}}`
 	// mockReasonError is what the fake stripe-mock answers to reason=bogus.
 	mockReasonError = `{"error":{"message":"Request validation error: object property 'reason' validation failed: value is not in enumeration","type":"invalid_request_error"}}`
+	// mockRefusal is what the fake stripe-mock answers to any request with
+	// mock_refuses in its body or query.
+	mockRefusal = `{"error":{"message":"Request validation error: additional properties are not allowed","type":"invalid_request_error"}}`
+	// mockUIModeError is what stripe-mock v0.203.0 answers to the ui_mode
+	// names of API version 2023-10-16.
+	mockUIModeError = `{"error":{"message":"Request validation error: object property 'ui_mode' validation failed: value is not in enumeration","type":"invalid_request_error"}}`
 )
+
+// formValue reads one value of a form body.
+func formValue(body []byte, key string) string {
+	form, _ := url.ParseQuery(string(body))
+	return form.Get(key)
+}
 
 // fakeMock stands in for stripe-mock: it answers every valid request with a
 // minimal fixture and records what it received.
@@ -64,6 +77,13 @@ func newFakeMock(t testing.TB) *fakeMock {
 		case strings.Contains(string(body), "reason=bogus"):
 			w.WriteHeader(http.StatusBadRequest)
 			fmt.Fprint(w, mockReasonError)
+		case strings.Contains(string(body)+"&"+r.URL.RawQuery, "mock_refuses"):
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, mockRefusal)
+		case slices.Contains([]string{"embedded", "hosted", "custom"}, formValue(body, "ui_mode")):
+			// Like the real one, which knows only the newer names.
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, mockUIModeError)
 		case strings.HasPrefix(r.URL.Path, "/v1/refunds"):
 			fmt.Fprint(w, `{"id":"re_fixture","object":"refund","amount":100,"balance_transaction":null,"charge":"ch_fixture",`+
 				`"created":1234567890,"currency":"usd","metadata":{},"payment_intent":null,"reason":null,"receipt_number":null,`+
@@ -180,6 +200,8 @@ type options struct {
 	retryFor  time.Duration // 0: default
 	now       func() time.Time
 	mockURL   string // "": fake mock
+	products  []stripesim.SeedProduct
+	links     []stripesim.SeedPaymentLink
 }
 
 type harness struct {
@@ -196,7 +218,8 @@ func newHarness(t testing.TB, o options) *harness {
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
-	cfg := stripesim.Config{MockURL: o.mockURL, WebhookSecret: testSecret, RetryFor: o.retryFor, Now: o.now}
+	cfg := stripesim.Config{MockURL: o.mockURL, WebhookSecret: testSecret, RetryFor: o.retryFor, Now: o.now,
+		Products: o.products, PaymentLinks: o.links}
 	if cfg.MockURL == "" {
 		h.mock = newFakeMock(t)
 		cfg.MockURL = h.mock.srv.URL
@@ -374,13 +397,14 @@ func TestCreateSession(t *testing.T) {
 		},
 		{
 			name:  "price id",
-			items: []item{{price: "price_123", qty: 2}},
-			want:  view{Status: "open", PaymentStatus: "unpaid", Mode: "payment", Metadata: map[string]string{}},
+			items: []item{{price: "price_tee", qty: 2}, {price: "price_mug", qty: 1}},
+			want: view{Status: "open", PaymentStatus: "unpaid", Currency: "usd", Mode: "payment", AmountTotal: 5200, AmountSubtotal: 5200,
+				Metadata: map[string]string{}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, options{noWebhook: true})
+			h := newHarness(t, options{noWebhook: true, products: testCatalog()})
 			form := sessionForm(tt.items...)
 			for k, v := range tt.extra {
 				form[k] = v

@@ -427,9 +427,15 @@ func expireSession(ss *session) (string, error) {
 }
 
 // recordLocked appends an event of type typ about object (a rendered
-// checkout.session, charge, refund or dispute, whose id is subject) to the
-// log. The caller delivers it after unlocking.
+// checkout.session, charge, refund, dispute, product, price or payment
+// link, whose id is subject) to the log. The caller delivers it after
+// unlocking.
 func (s *Sim) recordLocked(typ string, object []byte, subject string, now time.Time) *event {
+	return s.recordDataLocked(typ, map[string]json.RawMessage{"object": object}, subject, now)
+}
+
+// recordDataLocked is recordLocked with the event's whole data member.
+func (s *Sim) recordDataLocked(typ string, data map[string]json.RawMessage, subject string, now time.Time) *event {
 	pending := 0
 	if s.cfg.WebhookURL != "" {
 		pending = 1
@@ -440,7 +446,7 @@ func (s *Sim) recordLocked(typ string, object []byte, subject string, now time.T
 		"object":           "event",
 		"api_version":      apiVersion,
 		"created":          ev.Created,
-		"data":             map[string]json.RawMessage{"object": object},
+		"data":             data,
 		"livemode":         false,
 		"pending_webhooks": pending,
 		"request":          map[string]any{"id": nil, "idempotency_key": nil},

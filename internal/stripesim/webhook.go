@@ -28,9 +28,10 @@ type delivery struct {
 }
 
 // deliver starts an asynchronous delivery of ev to the webhook endpoint. It
-// reports false if delivery is disabled or the simulator is closed.
+// reports false if delivery is disabled or the simulator is closed. A nil
+// ev (a change that changed nothing) is not delivered.
 func (s *Sim) deliver(ev *event) bool {
-	if s.cfg.WebhookURL == "" {
+	if s.cfg.WebhookURL == "" || ev == nil {
 		return false
 	}
 	d := &delivery{State: deliveryPending}
