@@ -62,16 +62,25 @@ type saleStack struct {
 	apps    []*app.App
 	clock   *saleClock
 	creates atomic.Int32 // Checkout Sessions the shops asked the simulator for
+	// dropHooks, while set, has the balancer refuse the simulator's
+	// webhooks (503) without passing them on, as a shop that is down would.
+	dropHooks atomic.Bool
 	// onExpire, if set, sees each expiry the shops ask the simulator
 	// for, before the simulator acts on it.
 	onExpire func(session string)
 	paid     atomic.Int32 // fulfilments, across the shops
+	mu       sync.Mutex
+	perOrder map[string]int // fulfilments of each order, across the shops
 }
 
-func newSaleStack(t *testing.T, dbURL string, instances int) *saleStack {
+// stackTweak changes a saleStack's simulator or shop settings before they
+// start.
+type stackTweak func(env map[string]string, sim *stripesim.Config)
+
+func newSaleStack(t *testing.T, dbURL string, instances int, tweaks ...stackTweak) *saleStack {
 	t.Helper()
 	mockURL := testenv.StripeMock(t)
-	st := &saleStack{clock: &saleClock{}}
+	st := &saleStack{clock: &saleClock{}, perOrder: map[string]int{}}
 	logs := &testenv.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -97,6 +106,10 @@ func newSaleStack(t *testing.T, dbURL string, instances int) *saleStack {
 	var turn atomic.Int32
 	balancer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if st.dropHooks.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		shop := st.shops[int(turn.Add(1))%len(st.shops)]
 		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, shop+"/webhook", bytes.NewReader(body))
 		req.Header = r.Header.Clone()
@@ -112,10 +125,28 @@ func newSaleStack(t *testing.T, dbURL string, instances int) *saleStack {
 	t.Cleanup(balancer.Close)
 
 	const secret = "whsec_flash_sale"
-	sim, err := stripesim.New(stripesim.Config{
+	simCfg := stripesim.Config{
 		MockURL: mockURL, PublicURL: st.sim, WebhookURL: balancer.URL + "/webhook", WebhookSecret: secret,
 		RetryFor: 30 * time.Second, Logger: log.With("component", "sim"),
-	})
+	}
+	catalogFile := filepath.Join(t.TempDir(), "catalog.json")
+	if err := os.WriteFile(catalogFile, []byte(saleCatalog), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"STRIPE_SECRET_KEY": "sk_test_flashSale", "STRIPE_PUBLISHABLE_KEY": "pk_test_flashSale",
+		"STRIPE_WEBHOOK_SECRET": secret, "STRIPE_API_BASE": st.sim, "STRIPE_TIMEOUT": "20s",
+		"DATABASE_URL": dbURL, "CATALOG_FILE": catalogFile, "BASE_URL": st.shops[0],
+		// Each shopper has an address of their own, which the per-client
+		// limit (left at its default) sees through the proxy header. The
+		// global cap, which guards Stripe's rate limit, is off: the test
+		// is about stock, not about pacing Stripe.
+		"TRUSTED_PROXIES": "127.0.0.1", "RATE_LIMIT_GLOBAL_PER_SECOND": "0",
+	}
+	for _, tw := range tweaks {
+		tw(env, &simCfg)
+	}
+	sim, err := stripesim.New(simCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,27 +163,18 @@ func newSaleStack(t *testing.T, dbURL string, instances int) *saleStack {
 	simSrv.Start()
 	t.Cleanup(func() { simSrv.Close(); sim.Close() })
 
-	catalogFile := filepath.Join(t.TempDir(), "catalog.json")
-	if err := os.WriteFile(catalogFile, []byte(saleCatalog), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{
-		"STRIPE_SECRET_KEY": "sk_test_flashSale", "STRIPE_PUBLISHABLE_KEY": "pk_test_flashSale",
-		"STRIPE_WEBHOOK_SECRET": secret, "STRIPE_API_BASE": st.sim, "STRIPE_TIMEOUT": "20s",
-		"DATABASE_URL": dbURL, "CATALOG_FILE": catalogFile, "BASE_URL": st.shops[0],
-		// Each shopper has an address of their own, which the per-client
-		// limit (left at its default) sees through the proxy header. The
-		// global cap, which guards Stripe's rate limit, is off: the test
-		// is about stock, not about pacing Stripe.
-		"TRUSTED_PROXIES": "127.0.0.1", "RATE_LIMIT_GLOBAL_PER_SECOND": "0",
-	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range instances {
 		a, err := app.New(t.Context(), cfg, log.With("instance", i), app.Options{
-			Now: st.clock.Now, OnFulfilled: func(orders.Order) { st.paid.Add(1) },
+			Now: st.clock.Now, OnFulfilled: func(o orders.Order) {
+				st.paid.Add(1)
+				st.mu.Lock()
+				defer st.mu.Unlock()
+				st.perOrder[o.ID]++
+			},
 		})
 		if err != nil {
 			t.Fatal(err)
