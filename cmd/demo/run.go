@@ -121,11 +121,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WebhookURL:    "http://127.0.0.1:" + strconv.Itoa(shopPort) + "/webhook",
 		WebhookSecret: secret,
 		Logger:        log.With("component", "simulator"),
+		Products:      demoProducts(shopURL),
+		PaymentLinks:  []stripesim.SeedPaymentLink{demoLink()},
 	})
 	if err != nil {
 		return fmt.Errorf("configure simulator: %w", err)
 	}
 	defer sim.Close()
+	// The simulator serves first: the shop reads its catalogue from it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- serveSim(ctx, sim.Handler(), simLn, log) }()
 
 	env := map[string]string{
 		"STRIPE_SECRET_KEY":      demoSecretKey,
@@ -136,6 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"PORT":                   strconv.Itoa(shopPort),
 		"DATABASE_URL":           "sqlite:" + o.db,
 		"CHECKOUT_ORIGINS":       simURL,
+		"CATALOG_SOURCE":         "stripe",
 		"DEMO_MODE":              "true",
 		"ADMIN_PASSWORD":         password,
 	}
@@ -150,17 +158,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	shop, err := app.New(ctx, cfg, log.With("component", "shop"), app.Options{OnFulfilled: (&announcer{w: stdout, mail: mail}).announce})
 	if err != nil {
-		return err
+		cancel()
+		return errors.Join(err, <-errc)
 	}
 	defer shop.Close()
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 2)
 	go func() { errc <- shop.ServeListener(ctx, shopLn, io.Discard) }()
-	go func() { errc <- serveSim(ctx, sim.Handler(), simLn, log) }()
 
-	printBanner(stdout, banner{shopURL: shopURL, password: password, simURL: simURL, mock: mock, mail: mail, mailErr: mailErr, db: o.db})
+	links := sim.PaymentLinks()
+	printBanner(stdout, banner{shopURL: shopURL, password: password, simURL: simURL, mock: mock, mail: mail, mailErr: mailErr, db: o.db,
+		link: links[0].URL})
 
 	err = <-errc // the first server to stop, on Ctrl-C or failure, stops the other
 	cancel()
@@ -209,6 +215,7 @@ type banner struct {
 	mail                      *mailpit // nil: no email
 	mailErr                   error    // why there is no email
 	db                        string
+	link                      string // the demo's Payment Link
 }
 
 func printBanner(w io.Writer, b banner) {
@@ -227,7 +234,7 @@ Demo shop running: demo mode, no real payments, no Stripe account needed.
 
   Shop         %[1]s
   Email        %[7]s
-  Admin        %[1]s/admin/orders  (user admin, password %[2]s)
+  Admin        %[1]s/admin  (user admin, password %[2]s)
 
   Test cards   4242 4242 4242 4242  pays (any email address)
                4000 0000 0000 0002  is declined
@@ -236,6 +243,12 @@ Demo shop running: demo mode, no real payments, no Stripe account needed.
   Try it       1. buy something in the shop and pay with 4242 4242 4242 4242
                2. open the order in the admin and refund part of it
                3. %[8]s
+               4. buy through the Payment Link %[9]s
+                  (as if from the Stripe Dashboard): the sale lands in the admin
+                  beside the shop's orders, marked Payment Link
+  Catalogue    the products come from the simulator's Stripe catalogue
+                 (CATALOG_SOURCE=stripe); archive one and it leaves the shop:
+               curl -X POST %[3]s/sim/products/prod_demo_mug/archive
   Disputes     curl -X POST %[3]s/sim/sessions/SESSION_ID/dispute
                  (SESSION_ID: the order's Checkout Session, shown in the admin)
                curl -X POST '%[3]s/sim/disputes/DISPUTE_ID/close?outcome=won'
@@ -246,7 +259,7 @@ Demo shop running: demo mode, no real payments, no Stripe account needed.
 
 Ctrl-C stops everything.
 
-`, b.shopURL, b.password, b.simURL, b.mock.url, b.mock.origin(), behind, email, seeEmail)
+`, b.shopURL, b.password, b.simURL, b.mock.url, b.mock.origin(), behind, email, seeEmail, b.link)
 }
 
 // oneLine is the first line of err's message: a process's output after it
@@ -267,7 +280,11 @@ type announcer struct {
 func (a *announcer) announce(o orders.Order) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	fmt.Fprintf(a.w, "order %s paid and fulfilled: %s, receipt to %s", o.ID, money.Format(o.AmountTotal, o.Currency), o.Email)
+	via := ""
+	if o.Source == orders.SourcePaymentLink {
+		via = " through the Payment Link"
+	}
+	fmt.Fprintf(a.w, "order %s paid%s and fulfilled: %s, receipt to %s", o.ID, via, money.Format(o.AmountTotal, o.Currency), o.Email)
 	if a.mail != nil {
 		fmt.Fprintf(a.w, "; emails at %s", a.mail.webURL())
 	}

@@ -91,7 +91,8 @@ func TestRunServesTheDemoAndStops(t *testing.T) {
 	}
 	for _, want := range []string{"4242 4242 4242 4242", "4000 0000 0000 0002",
 		"2. open the order in the admin and refund part of it", "3. the shopper's refund email lands in mailpit, " + mailURL,
-		"curl -X POST " + simURL + "/sim/sessions/SESSION_ID/dispute", "curl -X POST '" + simURL + "/sim/disputes/DISPUTE_ID/close?outcome=won'"} {
+		"curl -X POST " + simURL + "/sim/sessions/SESSION_ID/dispute", "curl -X POST '" + simURL + "/sim/disputes/DISPUTE_ID/close?outcome=won'",
+		"4. buy through the Payment Link " + simURL + "/pl/plink_demo_mug", "Admin        " + shopURL + "/admin  (user admin"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner: got %q, want %q", banner, want)
 		}
@@ -101,13 +102,18 @@ func TestRunServesTheDemoAndStops(t *testing.T) {
 	if !strings.Contains(home, "Demo mode: no real payments") {
 		t.Errorf("home page: got %q, want the demo banner", home)
 	}
+	for _, want := range []string{"T-shirt", "Mug", "Signed print", "/static/tshirt.svg"} {
+		if !strings.Contains(home, want) {
+			t.Errorf("home page lacks %q from the simulator's catalogue", want)
+		}
+	}
 	get(t, shopURL+"/admin/orders", "", http.StatusUnauthorized)
 	get(t, shopURL+"/admin/orders", password, http.StatusOK)
 
 	// Buy one through the simulator's plain forms, as a browser without
 	// JavaScript would.
 	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	payURL := postForm(t, noFollow, shopURL+"/create-checkout-session", url.Values{"product_id": {"tshirt"}, "quantity": {"2"}})
+	payURL := postForm(t, noFollow, shopURL+"/create-checkout-session", url.Values{"product_id": {"price_demo_tshirt"}, "quantity": {"2"}})
 	if !strings.HasPrefix(payURL, simURL+"/pay/cs_test_") {
 		t.Fatalf("checkout redirect: got %q, want the simulator's page under %s", payURL, simURL)
 	}
@@ -152,6 +158,22 @@ func TestRunServesTheDemoAndStops(t *testing.T) {
 	}
 	if text := box.Message(t, refundMail[0].ID).Text; !strings.Contains(text, "$15.00") {
 		t.Errorf("refund email: got %q, want it to name $15.00", text)
+	}
+
+	// As the banner says: a Payment Link sale lands in the admin beside
+	// the shop's order.
+	linkPay := postForm(t, noFollow, simURL+"/pl/plink_demo_mug", url.Values{})
+	if strings.HasPrefix(linkPay, "/") {
+		linkPay = simURL + linkPay
+	}
+	if !strings.HasPrefix(linkPay, simURL+"/pay/cs_test_") {
+		t.Fatalf("payment link: got %q, want the simulator's payment page", linkPay)
+	}
+	postForm(t, noFollow, linkPay, url.Values{"email": {"linkbuyer@example.com"}, "card": {"4242 4242 4242 4242"}, "outcome": {"pay"}})
+	out = waitFor(t, stdout, "paid through the Payment Link and fulfilled: $12.00, receipt to linkbuyer@example.com", nil)
+	linkOrder := match(t, out, `order (\S+) paid through the Payment Link`)
+	if list := get(t, shopURL+"/admin/orders", password, http.StatusOK); !strings.Contains(list, linkOrder) || !strings.Contains(list, orderID) {
+		t.Errorf("admin orders: want both %s and the link's %s", orderID, linkOrder)
 	}
 
 	if err := stop(); err != nil {

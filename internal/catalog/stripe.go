@@ -93,7 +93,7 @@ func fromPrice(pr *stripe.Price) (Product, string) {
 		p.Name += " (" + nick + ")"
 	}
 	for _, img := range prod.Images {
-		if u, err := url.Parse(img); err == nil && u.Scheme == "https" && u.Host != "" {
+		if u, err := url.Parse(img); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
 			p.Image = img
 			break
 		}

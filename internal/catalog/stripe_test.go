@@ -66,7 +66,7 @@ func product(id, name string, active bool, metadata map[string]string, images ..
 
 func TestFromStripe(t *testing.T) {
 	f := &fakePrices{pageSize: 2}
-	print := product("prod_Print", "Print", true, map[string]string{"stock": "25", "max_quantity": "3"}, "http://insecure.example/p.png", "https://files.stripe.com/p.png")
+	print := product("prod_Print", "Print", true, map[string]string{"stock": "25", "max_quantity": "3"}, "ftp://files.example/p.png", "https://files.stripe.com/p.png")
 	f.prices = []map[string]any{
 		price("price_PrintA4", 4000, print, func(p map[string]any) { p["nickname"] = "A4" }),
 		price("price_Mug", 1500, product("prod_Mug", "Mug", true, nil)),
