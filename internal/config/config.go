@@ -39,6 +39,11 @@ type Config struct {
 	// payment (CHECKOUT_ORIGINS), beside Stripe's own; the offline simulator
 	// needs its origin here.
 	CheckoutOrigins []string
+	// StripeJSURL is where the pages load Stripe.js from (STRIPE_JS_URL,
+	// default DefaultStripeJSURL). The offline demo and the browser tests
+	// point it at the simulator's stand-in; live keys take only the
+	// default.
+	StripeJSURL string
 	DemoMode        bool // DEMO_MODE: every page says no real payments are taken
 	LogFormat       string
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed
@@ -136,7 +141,24 @@ type CheckoutOptions struct {
 	ShippingCountries  []string // CHECKOUT_SHIPPING_COUNTRIES: ISO codes, e.g. US,CA
 	BillingAddress     bool     // CHECKOUT_BILLING_ADDRESS: require a billing address
 	MaxQuantityDefault int64    // CHECKOUT_MAX_QUANTITY: per product unless the catalogue says otherwise
+	// UI is how Checkout opens (CHECKOUT_UI): CheckoutHosted, Stripe's
+	// page, or CheckoutEmbedded, in the shop's page with Stripe.js (a
+	// browser without JavaScript or Stripe.js still gets the hosted page).
+	// A hand-built Config's "" means hosted.
+	UI string
 }
+
+// The values of CHECKOUT_UI, spelled as the ui_mode of the shop's API
+// version (2023-10-16); versions from 2026-03-25 call them hosted_page and
+// embedded_page.
+const (
+	CheckoutHosted   = "hosted"
+	CheckoutEmbedded = "embedded"
+)
+
+// DefaultStripeJSURL is Stripe.js itself, the only STRIPE_JS_URL live keys
+// take.
+const DefaultStripeJSURL = "https://js.stripe.com/v3/"
 
 // Placeholder values shipped in .env.example; a config still holding them was
 // never filled in.
@@ -245,6 +267,19 @@ func Load(getenv func(string) string) (Config, error) {
 			continue
 		}
 		c.Checkout.ShippingCountries = append(c.Checkout.ShippingCountries, cc)
+	}
+
+	c.Checkout.UI = orDefault(strings.ToLower(get("CHECKOUT_UI")), CheckoutHosted)
+	switch c.Checkout.UI {
+	case CheckoutHosted, CheckoutEmbedded:
+	case "hosted_page", "embedded_page":
+		bad("CHECKOUT_UI must be hosted or embedded, got %q: the shop's Stripe API version (2023-10-16) names the modes hosted and embedded, later versions hosted_page and embedded_page", get("CHECKOUT_UI"))
+	default:
+		bad("CHECKOUT_UI must be hosted or embedded, got %q", get("CHECKOUT_UI"))
+	}
+	c.StripeJSURL = orDefault(get("STRIPE_JS_URL"), DefaultStripeJSURL)
+	if u, err := url.Parse(c.StripeJSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		bad("STRIPE_JS_URL must be an absolute http(s) URL such as %s, got %q", DefaultStripeJSURL, c.StripeJSURL)
 	}
 
 	for _, o := range splitList(get("CHECKOUT_ORIGINS")) {
@@ -408,6 +443,9 @@ func liveProblems(c Config, bad func(string, ...any)) {
 	}
 	if len(c.CheckoutOrigins) > 0 {
 		bad("CHECKOUT_ORIGINS is set with live keys: it lets the browser be sent to payment pages other than Stripe's; unset it")
+	}
+	if c.StripeJSURL != DefaultStripeJSURL {
+		bad("STRIPE_JS_URL is set to %q with live keys: the pages would run a payment script that is not Stripe's; unset it (the default is %s)", c.StripeJSURL, DefaultStripeJSURL)
 	}
 	if c.DemoMode {
 		bad("DEMO_MODE is set with live keys: demo mode is for test keys only")

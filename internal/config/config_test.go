@@ -32,6 +32,7 @@ func TestLoadDefaults(t *testing.T) {
 		"api": c.StripeAPIBase, "admin": c.AdminPassword, "demo": c.DemoMode, "addr": c.Addr(),
 		"reconcile": c.ReconcileInterval, "window": c.ReconcileWindow, "shutdown": c.ShutdownTimeout, "rate": c.RateLimit,
 		"tz": c.Location.String(), "catalog": c.CatalogSource, "refresh": c.CatalogRefresh,
+		"ui": c.Checkout.UI, "stripejs": c.StripeJSURL,
 	}
 	want := map[string]any{
 		"base": "http://localhost:8000", "port": 8000, "db": Database{Driver: "sqlite", DSN: "data/shop.db"}, "locale": "auto",
@@ -39,6 +40,7 @@ func TestLoadDefaults(t *testing.T) {
 		"reconcile": time.Duration(0), "window": 72 * time.Hour, "shutdown": 20 * time.Second,
 		"rate": RateLimit{PerClientPerMinute: 10, Burst: 5, GlobalPerSecond: 20}, "tz": "UTC",
 		"catalog": "file", "refresh": 10 * time.Minute,
+		"ui": "hosted", "stripejs": "https://js.stripe.com/v3/",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -54,7 +56,7 @@ func TestLoadAll(t *testing.T) {
 		"CHECKOUT_AUTOMATIC_TAX": "1", "CHECKOUT_SHIPPING_COUNTRIES": "us, ca", "CHECKOUT_BILLING_ADDRESS": "true",
 		"CHECKOUT_MAX_QUANTITY": "5", "CHECKOUT_ORIGINS": "http://localhost:12113", "DEMO_MODE": "true", "LOG_FORMAT": "json",
 		"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "RATE_LIMIT_PER_MINUTE": "30", "RATE_LIMIT_BURST": "2", "RATE_LIMIT_GLOBAL_PER_SECOND": "7.5",
-		"SHOP_TIMEZONE": "Europe/Paris",
+		"SHOP_TIMEZONE": "Europe/Paris", "CHECKOUT_UI": "Embedded", "STRIPE_JS_URL": "http://localhost:12113/v3/",
 	} {
 		e[k] = v
 	}
@@ -67,15 +69,16 @@ func TestLoadAll(t *testing.T) {
 		"timeout": c.StripeTimeout, "catalog": c.CatalogFile, "admin": c.AdminPassword, "checkout": c.Checkout,
 		"origins": c.CheckoutOrigins, "demo": c.DemoMode, "log": c.LogFormat,
 		"proxies": fmt.Sprint(c.TrustedProxies), "rate": c.RateLimit, "tz": c.Location.String(),
+		"stripejs": c.StripeJSURL,
 	}
 	want := map[string]any{
 		"secrets": []string{"whsec_one", "whsec_two"}, "base": "https://shop.example.com", "port": 9000,
 		"db": Database{Driver: "postgres", DSN: "postgres://u:p@db/shop"}, "api": "http://localhost:12111", "timeout": 3 * time.Second,
 		"catalog": "catalog.json", "admin": "pw",
-		"checkout": CheckoutOptions{Locale: "de", PromotionCodes: true, AutomaticTax: true, ShippingCountries: []string{"US", "CA"}, BillingAddress: true, MaxQuantityDefault: 5},
+		"checkout": CheckoutOptions{Locale: "de", PromotionCodes: true, AutomaticTax: true, ShippingCountries: []string{"US", "CA"}, BillingAddress: true, MaxQuantityDefault: 5, UI: "embedded"},
 		"origins":  []string{"http://localhost:12113"}, "demo": true, "log": "json",
 		"proxies": "[10.0.0.0/8 192.168.1.7/32]", "rate": RateLimit{PerClientPerMinute: 30, Burst: 2, GlobalPerSecond: 7.5},
-		"tz": "Europe/Paris",
+		"tz": "Europe/Paris", "stripejs": "http://localhost:12113/v3/",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -118,6 +121,12 @@ func TestLoadRejects(t *testing.T) {
 		{"bad country", map[string]string{"CHECKOUT_SHIPPING_COUNTRIES": "US,USA"}, []string{"CHECKOUT_SHIPPING_COUNTRIES must be two-letter"}},
 		{"bad origin", map[string]string{"CHECKOUT_ORIGINS": "localhost:12113"}, []string{"CHECKOUT_ORIGINS must be origins"}},
 		{"bad max", map[string]string{"CHECKOUT_MAX_QUANTITY": "0"}, []string{"CHECKOUT_MAX_QUANTITY must be"}},
+		{"bad checkout ui", map[string]string{"CHECKOUT_UI": "popup"}, []string{`CHECKOUT_UI must be hosted or embedded, got "popup"`}},
+		{"checkout ui of a later API version", map[string]string{"CHECKOUT_UI": "embedded_page"},
+			[]string{`CHECKOUT_UI must be hosted or embedded, got "embedded_page"`, "2023-10-16"}},
+		{"relative stripe.js", map[string]string{"STRIPE_JS_URL": "/v3/"}, []string{"STRIPE_JS_URL must be an absolute http(s) URL"}},
+		{"stripe.js not http", map[string]string{"STRIPE_JS_URL": "file:///tmp/stripe.js"}, []string{"STRIPE_JS_URL must be an absolute http(s) URL"}},
+		{"stripe.js with a fragment", map[string]string{"STRIPE_JS_URL": "https://js.stripe.com/v3/#x"}, []string{"STRIPE_JS_URL must be an absolute http(s) URL"}},
 		{"demo with live keys", map[string]string{"STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_PUBLISHABLE_KEY": "pk_live_x", "DEMO_MODE": "true"}, []string{"DEMO_MODE is set with live keys"}},
 		{"bad proxy", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, []string{"TRUSTED_PROXIES must be IP addresses"}},
 		{"bad rate", map[string]string{"RATE_LIMIT_PER_MINUTE": "-1"}, []string{"RATE_LIMIT_PER_MINUTE must be"}},
@@ -232,6 +241,7 @@ func TestLiveRefusesUnsafeSettings(t *testing.T) {
 		{"BASE_URL", "http://shop.example.com", "BASE_URL must be https://"},
 		{"STRIPE_API_BASE", "http://localhost:12111", "STRIPE_API_BASE is set with live keys"},
 		{"CHECKOUT_ORIGINS", "http://localhost:12113", "CHECKOUT_ORIGINS is set with live keys"},
+		{"STRIPE_JS_URL", "http://localhost:12113/v3/", "STRIPE_JS_URL is set to \"http://localhost:12113/v3/\" with live keys"},
 		{"DEMO_MODE", "true", "DEMO_MODE is set with live keys"},
 		{"STRIPE_WEBHOOK_SECRET", "", "STRIPE_WEBHOOK_SECRET is empty with live keys"},
 		{"TRUSTED_PROXIES", "10.0.0.1,0.0.0.0/0", "TRUSTED_PROXIES holds 0.0.0.0/0"},
@@ -264,6 +274,10 @@ func TestLiveRefusesUnsafeSettings(t *testing.T) {
 	ok["ADMIN_PASSWORD"] = "" // no admin at all is fine
 	if _, err := Load(env(ok)); err != nil {
 		t.Errorf("live without an admin password: %v", err)
+	}
+	ok["STRIPE_JS_URL"] = DefaultStripeJSURL // Stripe.js itself, named
+	if _, err := Load(env(ok)); err != nil {
+		t.Errorf("live with STRIPE_JS_URL=%s: %v", DefaultStripeJSURL, err)
 	}
 }
 

@@ -78,10 +78,14 @@ func TestAdminPagesFitTheWindow(t *testing.T) {
 	b := newBrowser(t, browserOptions{}, nil)
 	b.setHeaders(t, map[string]any{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+adminPassword))})
 
+	today := time.Now().UTC().Format(time.DateOnly)
 	pages := []string{
+		"/admin",
 		"/admin/orders",
 		"/admin/orders?status=" + string(orders.StatusPaid),
 		"/admin/orders?status=" + string(orders.StatusDisputed),
+		"/admin/orders?q=example-customer-domain.com&from=" + today + "&to=" + today,
+		"/admin/orders?limit=3",
 		"/admin/alarms",
 		"/admin/alarms?all=1",
 		"/admin/products",
@@ -89,6 +93,10 @@ func TestAdminPagesFitTheWindow(t *testing.T) {
 	for _, id := range seed.orderIDs {
 		pages = append(pages, "/admin/orders/"+url.PathEscape(id))
 	}
+	// With SCREENSHOTS_DIR set, a few of them are kept, under names that
+	// do not change from run to run.
+	shots := map[string]string{"/admin/orders": "admin-orders", "/admin/alarms": "admin-alarms",
+		"/admin/orders/" + url.PathEscape(seed.full): "admin-order"}
 	for _, vp := range adminViewports {
 		opts := []chromedp.EmulateViewportOption{}
 		if vp.phone {
@@ -104,7 +112,9 @@ func TestAdminPagesFitTheWindow(t *testing.T) {
 			for _, p := range problems {
 				t.Errorf("%s at %s: %s; want the page to fit the window", page, vp.name, p)
 			}
-			b.screenshot(t, "admin"+strings.NewReplacer("/", "-", "?", "-", "=", "-").Replace(strings.TrimPrefix(page, "/admin"))+"-"+fmt.Sprint(vp.width)+".png")
+			if name, ok := shots[page]; ok {
+				b.screenshot(t, fmt.Sprintf("%s-%d.png", name, vp.width))
+			}
 		}
 	}
 }
@@ -124,6 +134,9 @@ func layoutProducts() []catalog.Product {
 // backOffice is what seedBackOffice made.
 type backOffice struct {
 	orderIDs []string
+	// full is the order with the most on its page: every product, two
+	// refunds (one failed) and dead notifications.
+	full string
 }
 
 // seedBackOffice fills the shop through its orders service, as webhooks
@@ -197,6 +210,7 @@ func seedBackOffice(t testing.TB, st *stack) backOffice {
 	// A plain paid order, and one with every product.
 	paid(1, 1)
 	full, fullPI := paid(2, 2, 1, 3)
+	seed.full = full.ID
 	fullTotal := int64(2*3450 + 1850 + 3*300)
 
 	// Two refunds (one failed), with the charge's and the refunds' events.
@@ -216,7 +230,7 @@ func seedBackOffice(t testing.TB, st *stack) backOffice {
 	apply(event(orders.EventChargeRefunded, now.Add(-19*time.Hour), charge(full, fullPI, fullTotal, 1850)))
 
 	// A disputed order, its dispute updated twice.
-	disputed, disputedPI := paid(3, 1, 1)
+	_, disputedPI := paid(3, 1, 1)
 	for k, status := range []string{"warning_needs_response", "needs_response", "needs_response"} {
 		typ := orders.EventDisputeCreated
 		if k > 0 {
@@ -228,7 +242,6 @@ func seedBackOffice(t testing.TB, st *stack) backOffice {
 			"evidence_details": map[string]any{"due_by": now.Add(6 * 24 * time.Hour).Unix()},
 		}))
 	}
-	_ = disputed
 
 	// An order paid twice, through a second session.
 	twice, _ := paid(4, 0, 0, 2)

@@ -58,23 +58,23 @@ func paidAt(currency string, amount, refunded int64, paid time.Time) orders.Orde
 
 func TestAdminOverview(t *testing.T) {
 	loc := berlin(t)
-	// Tuesday 10 March 2026, 10:00 in Berlin (09:00 UTC): today began at
-	// 23:00 UTC on the 9th, the 30 days at 23:00 UTC on 8 February.
-	now := time.Date(2026, 3, 10, 10, 0, 0, 0, loc)
+	// Tuesday 10 March 2026, 00:45 in Berlin, still the 9th in UTC: today
+	// began at 23:00 UTC on the 9th, the 30 days at 23:00 UTC on 8 February.
+	now := time.Date(2026, 3, 10, 0, 45, 0, 0, loc)
 	ts := newClockedTestServer(t, nil, func() time.Time { return now }, func(c *configT) { c.Location = loc })
 	utc := func(month time.Month, day, hour, minute int) time.Time {
 		return time.Date(2026, month, day, hour, minute, 0, 0, time.UTC)
 	}
-	a := paidAt("usd", 2000, 500, utc(3, 10, 8, 0))
+	a := paidAt("usd", 2000, 500, utc(3, 9, 23, 40))
 	storetest.Seed(t, ts.store,
 		a,
-		paidAt("usd", 1000, 0, utc(3, 9, 23, 30)),  // 00:30 in Berlin: today, though yesterday in UTC
-		paidAt("eur", 1250, 0, utc(3, 9, 22, 30)),  // 23:30 on the 9th in Berlin: not today
-		paidAt("jpy", 500, 0, utc(3, 1, 12, 0)),    // within the 30 days
-		paidAt("usd", 3000, 0, utc(2, 8, 23, 0)),   // midnight of 9 February in Berlin: the 30 days' first instant
-		paidAt("usd", 7000, 0, utc(2, 8, 22, 59)),  // a minute before: outside
+		paidAt("usd", 1000, 0, utc(3, 9, 23, 5)), // 00:05 in Berlin: today, though the 9th in UTC
+		paidAt("eur", 1250, 0, utc(3, 9, 22, 30)), // 23:30 on the 9th in Berlin: not today
+		paidAt("jpy", 500, 0, utc(3, 1, 12, 0)),   // within the 30 days
+		paidAt("usd", 3000, 0, utc(2, 8, 23, 0)),  // midnight of 9 February in Berlin: the 30 days' first instant
+		paidAt("usd", 7000, 0, utc(2, 8, 22, 59)), // a minute before: outside
 		orders.Order{ID: orders.NewID(), Status: orders.StatusPending, Currency: "usd", AmountTotal: 9999, // never paid
-			CreatedAt: utc(3, 10, 8, 30), UpdatedAt: utc(3, 10, 8, 30)},
+			CreatedAt: utc(3, 9, 23, 30), UpdatedAt: utc(3, 9, 23, 30)},
 	)
 	err := ts.store.Write(context.Background(), func(ctx context.Context, tx orders.Tx) error {
 		later := now.Add(time.Hour)
@@ -740,5 +740,47 @@ func TestAdminNav(t *testing.T) {
 				t.Errorf("GET %s: nav lacks %s", target, link)
 			}
 		}
+	}
+}
+
+// slowLists takes delay over every ListOrders.
+type slowLists struct {
+	orders.Store
+	delay time.Duration
+}
+
+func (s slowLists) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.Order, error) {
+	time.Sleep(s.delay)
+	return s.Store.ListOrders(ctx, f)
+}
+
+// TestAdminOrdersCSVOutlivesWriteTimeout exports through a server whose
+// WriteTimeout is shorter than the export: each page pushes the deadline
+// on, so the file arrives whole.
+func TestAdminOrdersCSVOutlivesWriteTimeout(t *testing.T) {
+	ts := newWrappedTestServer(t, func(s orders.Store) orders.Store { return slowLists{Store: s, delay: 150 * time.Millisecond} })
+	var all []listed
+	for i := range 3*orders.MaxListLimit + 500 {
+		all = append(all, listed{id: fmt.Sprintf("ord_w%04d", i), created: time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)})
+	}
+	seedListed(t, ts, all...)
+	srv := httptest.NewUnstartedServer(ts)
+	srv.Config.WriteTimeout = 400 * time.Millisecond // the export takes four pages of 150 ms
+	srv.Start()
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("GET", srv.URL+"/admin/orders.csv", nil)
+	req.Header.Set("Authorization", adminBasic[1])
+	start := time.Now()
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("after %v: got %d, %d bytes, %v; want the whole export", time.Since(start).Round(time.Millisecond), res.StatusCode, len(body), err)
+	}
+	if rows := csvRows(t, string(body)); len(rows) != len(all)+1 {
+		t.Errorf("got %d rows, want %d", len(rows), len(all)+1)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/shopcheckout/shop/internal/catalog"
+	"github.com/shopcheckout/shop/internal/config"
 	"github.com/shopcheckout/shop/internal/orders"
 )
 
@@ -32,9 +33,18 @@ type checkoutRequest struct {
 	// Items are a JSON client's lines: {"items": [{"productId",
 	// "quantity"}, ...]}, instead of productId and quantity.
 	Items []checkoutItem `json:"items"`
-	// FromCart is set by the cart page's form (source=cart): the lines are
-	// the shopper's cart, read from its cookie.
+	// FromCart is set by the cart page's checkout, form source=cart or JSON
+	// {"source": "cart"}: the lines are the shopper's cart, read from its
+	// cookie.
 	FromCart bool `json:"-"`
+	// Source is JSON's spelling of FromCart: "cart", or absent.
+	Source string `json:"source"`
+	// UI is how a JSON client means to open Checkout: "embedded" (main.js,
+	// about to mount Embedded Checkout with Stripe.js) gets an embedded
+	// session when the shop is configured for it (CHECKOUT_UI=embedded),
+	// and "hosted" or absent gets Stripe's page, as does every form post:
+	// a browser that posts the form has no JavaScript to mount anything.
+	UI string `json:"ui"`
 	// Token is the form token the page handed out (see formTokens). The
 	// same token and lines name the same order, so a double click or a
 	// retried post reuses the order and, through its idempotency key, its
@@ -49,13 +59,21 @@ type checkoutItem struct {
 	Quantity  int64  `json:"quantity"`
 }
 
-// errTwoShapes is a JSON checkout that names both one product and items.
-var errTwoShapes = errors.New("both productId and items")
+// Errors of a JSON checkout that cannot be read: one that names both one
+// product and items, one that names products as well as the cart, and one
+// with a ui or source the shop does not know.
+var (
+	errTwoShapes   = errors.New("both productId and items")
+	errCartAndMore = errors.New("source cart with productId or items")
+	errBadChoice   = errors.New("unknown ui or source")
+)
 
-// checkoutResponse answers a JSON request.
+// checkoutResponse answers a JSON request: a hosted session's url, or an
+// embedded session's client secret for Stripe.js, never both.
 type checkoutResponse struct {
-	SessionID string `json:"sessionId"`
-	URL       string `json:"url"`
+	SessionID    string `json:"sessionId"`
+	URL          string `json:"url,omitempty"`
+	ClientSecret string `json:"clientSecret,omitempty"`
 }
 
 func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
@@ -68,6 +86,10 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusRequestEntityTooLarge, "The request is too large.", err)
 		case errors.Is(err, errTwoShapes):
 			s.fail(w, r, http.StatusBadRequest, "The request could not be read: send either a product id and a quantity, or items, not both.", err)
+		case errors.Is(err, errCartAndMore):
+			s.fail(w, r, http.StatusBadRequest, "The request could not be read: a checkout of the cart names no products.", err)
+		case errors.Is(err, errBadChoice):
+			s.fail(w, r, http.StatusBadRequest, `The request could not be read: "ui" may be "hosted" or "embedded", and "source" only "cart".`, err)
 		default:
 			s.fail(w, r, http.StatusBadRequest, "The request could not be read: send a product id and a quantity.", err)
 		}
@@ -118,7 +140,8 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StripeTimeout)
 	defer cancel()
-	params, err := s.sessionParams(ctx, order, products)
+	embedded := req.UI == config.CheckoutEmbedded && s.cfg.Checkout.UI == config.CheckoutEmbedded
+	params, err := s.sessionParams(ctx, order, products, embedded)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, "The payment page could not be opened. Nothing was charged; please try again.", err)
 		return
@@ -128,8 +151,8 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadGateway, "The payment page could not be opened. Nothing was charged; please try again in a moment.", stripeErr("create checkout session", err))
 		return
 	}
-	if sess.URL == "" || sess.ID == "" {
-		s.fail(w, r, http.StatusBadGateway, "The payment page could not be opened. Nothing was charged; please try again in a moment.", errors.New("stripe returned a session without id or url"))
+	if sess.ID == "" || (!embedded && sess.URL == "") || (embedded && sess.ClientSecret == "") {
+		s.fail(w, r, http.StatusBadGateway, "The payment page could not be opened. Nothing was charged; please try again in a moment.", errors.New("stripe returned a session without id, or without url (hosted) or client_secret (embedded)"))
 		return
 	}
 	if err := s.orders.AttachSession(r.Context(), order.ID, sess.ID); err != nil {
@@ -138,9 +161,14 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "record session id", slog.String("order_id", order.ID), slog.Any("error", err))
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "checkout session created",
-		slog.String("order_id", order.ID), slog.String("session_id", sess.ID), slog.Int("lines", len(order.Items)),
-		slog.Int64("amount", order.AmountTotal), slog.String("currency", order.Currency))
+		slog.String("order_id", order.ID), slog.String("session_id", sess.ID), slog.Bool("embedded", embedded),
+		slog.Int("lines", len(order.Items)), slog.Int64("amount", order.AmountTotal), slog.String("currency", order.Currency))
 
+	if embedded {
+		// Only JSON asks for an embedded session (see checkoutRequest.UI).
+		s.writeJSON(w, r, http.StatusOK, checkoutResponse{SessionID: sess.ID, ClientSecret: sess.ClientSecret})
+		return
+	}
 	if wantsJSON(r) {
 		s.writeJSON(w, r, http.StatusOK, checkoutResponse{SessionID: sess.ID, URL: sess.URL})
 		return
@@ -209,9 +237,16 @@ func decodeCheckoutRequest(w http.ResponseWriter, r *http.Request) (checkoutRequ
 			return req, fmt.Errorf("decode json: %w", err)
 		}
 		req.ProductID = strings.TrimSpace(req.ProductID)
-		if req.ProductID != "" && len(req.Items) > 0 {
+		switch {
+		case req.UI != "" && req.UI != config.CheckoutHosted && req.UI != config.CheckoutEmbedded,
+			req.Source != "" && req.Source != "cart":
+			return req, errBadChoice
+		case req.Source == "cart" && (req.ProductID != "" || len(req.Items) > 0):
+			return req, errCartAndMore
+		case req.ProductID != "" && len(req.Items) > 0:
 			return req, errTwoShapes
 		}
+		req.FromCart = req.Source == "cart"
 		return req, nil
 	}
 	if err := r.ParseForm(); err != nil {
@@ -239,7 +274,10 @@ func decodeCheckoutRequest(w http.ResponseWriter, r *http.Request) (checkoutRequ
 // the order only: one line item per line of the order, in its order (a
 // retry of the same order sends the same parameters under the same
 // idempotency key), priced from products, which holds each line's product.
-func (s *Server) sessionParams(ctx context.Context, o orders.Order, products map[string]catalog.Product) (*stripe.CheckoutSessionParams, error) {
+// An embedded session (ui_mode embedded, for Stripe.js in the shop's page)
+// comes back to return_url, the success page; a hosted one to success_url
+// or cancel_url.
+func (s *Server) sessionParams(ctx context.Context, o orders.Order, products map[string]catalog.Product, embedded bool) (*stripe.CheckoutSessionParams, error) {
 	base := s.cfg.BaseURL.String()
 	items := make([]*stripe.CheckoutSessionLineItemParams, len(o.Items))
 	for i, it := range o.Items {
@@ -252,10 +290,26 @@ func (s *Server) sessionParams(ctx context.Context, o orders.Order, products map
 	params := &stripe.CheckoutSessionParams{
 		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
 		LineItems:         items,
-		SuccessURL:        stripe.String(base + "/success?session_id={CHECKOUT_SESSION_ID}"),
-		CancelURL:         stripe.String(base + "/cancelled"),
 		ClientReferenceID: stripe.String(o.ID),
 		Locale:            stripe.String(s.cfg.Checkout.Locale),
+	}
+	// One session per order and way of paying, however often the call is
+	// retried. The two ways send different parameters, so they must not
+	// share a key: Stripe refuses a key reused with other parameters, and
+	// a shopper whose embedded checkout failed to mount goes on to the
+	// hosted page with the same order.
+	success := base + "/success?session_id={CHECKOUT_SESSION_ID}"
+	if embedded {
+		params.UIMode = stripe.String(string(stripe.CheckoutSessionUIModeEmbedded))
+		params.ReturnURL = stripe.String(success)
+		params.SetIdempotencyKey("checkout-session-embedded-" + o.ID)
+	} else {
+		// No ui_mode: hosted is Stripe's default, and a hosted session's
+		// parameters stay what they were before Embedded Checkout, so a
+		// retry across an upgrade matches its key.
+		params.SuccessURL = stripe.String(success)
+		params.CancelURL = stripe.String(base + "/cancelled")
+		params.SetIdempotencyKey("checkout-session-" + o.ID)
 	}
 	params.Context = ctx
 	params.AddMetadata("order_id", o.ID)
@@ -265,8 +319,6 @@ func (s *Server) sessionParams(ctx context.Context, o orders.Order, products map
 	params.PaymentIntentData = &stripe.CheckoutSessionPaymentIntentDataParams{}
 	params.PaymentIntentData.AddMetadata("order_id", o.ID)
 	params.ExpiresAt = stripe.Int64(orders.SessionExpiry(o.CreatedAt, s.cfg.SessionTTL).Unix())
-	// One session per order, however often the call is retried.
-	params.SetIdempotencyKey("checkout-session-" + o.ID)
 	opts := s.cfg.Checkout
 	if opts.PromotionCodes {
 		params.AllowPromotionCodes = stripe.Bool(true)

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,22 +114,44 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-// contentSecurityPolicy allows Stripe.js, and form posts to the shop and to
-// Checkout (Chrome applies form-action to the redirect after a form post).
-func contentSecurityPolicy(checkoutOrigins []string) string {
+// contentSecurityPolicy allows Stripe.js, from stripeJS (STRIPE_JS_URL:
+// Stripe's, or the simulator's stand-in) as well as from Stripe, the frames
+// of Embedded Checkout, and form posts to the shop and to Checkout (Chrome
+// applies form-action to the redirect after a form post). checkoutOrigins
+// (CHECKOUT_ORIGINS) are other payment pages: a form may post to them and
+// an embedded checkout may frame them.
+func contentSecurityPolicy(stripeJS string, checkoutOrigins []string) string {
+	scripts := []string{"'self'", "https://js.stripe.com"}
+	frames := []string{"https://js.stripe.com", "https://checkout.stripe.com", "https://hooks.stripe.com"}
+	if u, err := url.Parse(stripeJS); err == nil && u.Host != "" {
+		origin := u.Scheme + "://" + u.Host
+		scripts = appendMissing(scripts, origin)
+		frames = appendMissing(frames, origin)
+	}
+	frames = appendMissing(frames, checkoutOrigins...)
 	formAction := append([]string{"'self'", "https://checkout.stripe.com"}, checkoutOrigins...)
 	return strings.Join([]string{
 		"default-src 'self'",
-		"script-src 'self' https://js.stripe.com",
+		"script-src " + strings.Join(scripts, " "),
 		"style-src 'self'",
 		"img-src 'self' data: https:", // product images may live anywhere on https (a Stripe catalogue's do)
 		"connect-src 'self' https://api.stripe.com",
-		"frame-src https://js.stripe.com https://hooks.stripe.com",
+		"frame-src " + strings.Join(frames, " "),
 		"form-action " + strings.Join(formAction, " "),
 		"frame-ancestors 'none'",
 		"base-uri 'none'",
 		"object-src 'none'",
 	}, "; ")
+}
+
+// appendMissing appends each of sources that list does not hold yet.
+func appendMissing(list []string, sources ...string) []string {
+	for _, src := range sources {
+		if !slices.Contains(list, src) {
+			list = append(list, src)
+		}
+	}
+	return list
 }
 
 // securityHeaders sets the headers every response carries.

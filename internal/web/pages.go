@@ -154,9 +154,12 @@ func (h *homeCache) render(buf *bytes.Buffer, v homeValues) {
 	}
 }
 
-// configBody is the JSON of GET /config.
+// configBody is the JSON of GET /config: what main.js needs to start
+// Stripe.js, and how Checkout opens (config.CheckoutHosted or
+// config.CheckoutEmbedded).
 type configBody struct {
-	PublicKey string `json:"publicKey"`
+	PublicKey  string `json:"publicKey"`
+	CheckoutUI string `json:"checkoutUi"`
 }
 
 func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {

@@ -108,8 +108,8 @@ func TestAdminProducts(t *testing.T) {
 		t.Fatalf("html: got %d (Cache-Control %q), want 200 no-store", res.StatusCode, res.Header.Get("Cache-Control"))
 	}
 	for _, want := range []string{
-		`<td class="stock-left">6</td><td class="stock-held">2</td><td class="stock-sold">2</td>`,
-		`<td class="stock-left">unlimited</td><td class="stock-held">0</td><td class="stock-sold">0</td>`,
+		`<td class="stock-left" data-label="Stock">6</td><td class="stock-held" data-label="Held">2</td><td class="stock-sold" data-label="Sold">2</td>`,
+		`<td class="stock-left" data-label="Stock">unlimited</td><td class="stock-held" data-label="Held">0</td><td class="stock-sold" data-label="Sold">0</td>`,
 		`action="/admin/products/tshirt/stock"`, `name="stock"`, `value="6"`,
 		"Mug &lt;b&gt;bold&lt;/b&gt;",
 	} {

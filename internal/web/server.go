@@ -130,6 +130,12 @@ func NewServer(d Deps) (*Server, error) {
 	if d.Config.Location == nil {
 		d.Config.Location = time.UTC // config.Load always sets it; a hand-built Config may not
 	}
+	if d.Config.StripeJSURL == "" {
+		d.Config.StripeJSURL = config.DefaultStripeJSURL // likewise
+	}
+	if d.Config.Checkout.UI == "" {
+		d.Config.Checkout.UI = config.CheckoutHosted // likewise
+	}
 	p, err := parsePages(d.Templates)
 	if err != nil {
 		return nil, err
@@ -151,7 +157,7 @@ func NewServer(d Deps) (*Server, error) {
 		now:          d.Now,
 		pages:        p,
 		static:       d.Static,
-		csp:          contentSecurityPolicy(d.Config.CheckoutOrigins),
+		csp:          contentSecurityPolicy(d.Config.StripeJSURL, d.Config.CheckoutOrigins),
 		limiter:      newLimiter(d.Config.RateLimit, d.Now),
 		guesses:      newAdminLimiter(d.Now),
 		metrics:      d.Metrics,
@@ -159,7 +165,7 @@ func NewServer(d Deps) (*Server, error) {
 	if s.home, err = s.newLiveHome(); err != nil {
 		return nil, err
 	}
-	if s.configJSON, err = json.Marshal(configBody{PublicKey: d.Config.PublishableKey}); err != nil {
+	if s.configJSON, err = json.Marshal(configBody{PublicKey: d.Config.PublishableKey, CheckoutUI: d.Config.Checkout.UI}); err != nil {
 		return nil, fmt.Errorf("web: encode /config: %w", err)
 	}
 	s.configJSON = append(s.configJSON, '\n')
