@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
 	"github.com/shopcheckout/shop/internal/testenv"
 )
 
@@ -34,25 +34,6 @@ const viewportWidth, viewportHeight = 1200, 900
 // stripeJSStub stands in for https://js.stripe.com/v3/: the tests have no
 // network, and the shop only needs window.Stripe to exist.
 const stripeJSStub = `window.Stripe = function (key) { return { key: key }; };`
-
-// chromiumPath finds Chromium: $CHROMIUM, else /usr/bin/chromium, chromium
-// or chromium-browser on PATH.
-func chromiumPath(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		if _, err := exec.LookPath(p); err != nil {
-			testenv.Unavailable(t, "CHROMIUM=%q is not an executable: %v", p, err)
-		}
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	testenv.Unavailable(t, "Chromium not found: install it (apt-get install chromium) or set CHROMIUM to its path")
-	return ""
-}
 
 // browserOptions change how newBrowser sets up the tab.
 type browserOptions struct {
@@ -91,7 +72,7 @@ func newBrowser(t testing.TB, opts browserOptions, ignore func(problem) bool) *b
 	// networking or sync. No UserDataDir: the allocator makes a fresh
 	// profile directory for this browser and removes it afterwards.
 	allocOpts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.ExecPath(testenv.Chromium(t)),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),

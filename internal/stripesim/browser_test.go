@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -21,25 +19,6 @@ import (
 	"github.com/shopcheckout/shop/internal/testenv"
 )
 
-// chromium finds Chromium as the end-to-end tests do: $CHROMIUM, else
-// chromium on PATH; missing, the test is skipped (failed in CI).
-func chromium(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		if _, err := exec.LookPath(p); err != nil {
-			testenv.Unavailable(t, "CHROMIUM=%q is not an executable: %v", p, err)
-		}
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	testenv.Unavailable(t, "Chromium not found: install it or set CHROMIUM to its path")
-	return ""
-}
-
 // TestStripeJSInBrowser mounts the embedded page with the stand-in in a
 // shop page of another origin, pays in the frame, and sees the shop's page
 // go to the return_url, or onComplete called when the session does not
@@ -48,7 +27,7 @@ func TestStripeJSInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
 	}
-	path := chromium(t)
+	path := testenv.Chromium(t)
 	h := newHarness(t, options{products: testCatalog()})
 
 	// shopPage is a shop's page that mounts Embedded Checkout with the

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -136,4 +137,23 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Chromium returns the path of a Chromium binary: $CHROMIUM, else
+// /usr/bin/chromium, chromium or chromium-browser on PATH; or skips/fails.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			Unavailable(t, "CHROMIUM=%q is not an executable: %v", p, err)
+		}
+		return p
+	}
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	Unavailable(t, "Chromium not found: install it (apt-get install chromium) or set CHROMIUM to its path")
+	return ""
 }
