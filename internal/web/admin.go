@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -289,6 +290,8 @@ func (s *Server) handleNotificationRetry(w http.ResponseWriter, r *http.Request)
 		s.fail(w, r, http.StatusServiceUnavailable, "The notification could not be re-queued; try again.", err)
 		return
 	}
+	s.logAdminAction(r, "retry_notification", slog.String("notification_id", n.ID), slog.String("order_id", n.OrderID),
+		slog.String("type", n.Type), slog.String("channel", string(n.Channel)), slog.String("from", "dead"), slog.String("to", string(n.Status)))
 	if wantsJSON(r) {
 		s.writeJSON(w, r, http.StatusOK, notificationBody{Notification: n})
 		return

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 )
 
@@ -33,22 +32,4 @@ func stockValue(stock *int64) string {
 		return "unlimited"
 	}
 	return strconv.FormatInt(*stock, 10)
-}
-
-// auditRetry writes the admin action line of a notification retry around
-// handleNotificationRetry. Requeue succeeds only on a dead notification
-// and leaves it pending, so an answer of 200 or 303 is that change, and
-// the notification id in the path is what it touched (the order's id is
-// on the service's "notification re-queued" line). It stands in for a
-// line written by the handler itself, which would add the order id and
-// the attempts so far.
-func (s *Server) auditRetry(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		next(ww, r)
-		if st := ww.Status(); st == http.StatusOK || st == http.StatusSeeOther {
-			s.logAdminAction(r, "retry_notification", slog.String("notification_id", chi.URLParam(r, "id")),
-				slog.String("from", "dead"), slog.String("to", "pending"))
-		}
-	}
 }

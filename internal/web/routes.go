@@ -32,7 +32,7 @@ func (s *Server) routes() http.Handler {
 		r.With(s.adminAuth).Get("/admin/orders/{id}", s.handleAdminOrder)
 		r.With(s.adminAuth).Post("/admin/orders/{id}/refund", s.handleRefundCreate) // calls Stripe
 		r.With(s.adminAuth).Get("/admin/metrics", s.metrics.Handler().ServeHTTP)
-		r.With(s.adminAuth).Post("/admin/notifications/{id}/retry", s.auditRetry(s.handleNotificationRetry))
+		r.With(s.adminAuth).Post("/admin/notifications/{id}/retry", s.handleNotificationRetry)
 		r.With(s.adminAuth).Get("/admin/alarms", s.handleAdminAlarms)
 		r.With(s.adminAuth).Post("/admin/alarms/{id}/resolve", s.handleAlarmResolve) // stored alarms; derived ones 404
 		r.With(s.adminAuth).Get("/admin/products", s.handleAdminProducts)
