@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -53,7 +54,7 @@ type boResult struct {
 
 // boOrder is the i-th of n seeded orders: a year of trade, newest last,
 // mostly paid and fulfilled, some refunded, some abandoned.
-func boOrder(i, n int, end time.Time) orders.Order {
+func boOrder(i, n int, end time.Time, book customerBook) orders.Order {
 	created := end.Add(-time.Duration(n-i) * (365 * 24 * time.Hour / time.Duration(n))).UTC().Truncate(time.Microsecond)
 	o := orders.Order{
 		ID: orderID(i), SessionID: sessionID(i), Currency: "usd", CreatedAt: created, UpdatedAt: created,
@@ -72,7 +73,7 @@ func boOrder(i, n int, end time.Time) orders.Order {
 	case r < 15: // paid and fulfilled; one in ten of them partly refunded
 		paid := created.Add(2 * time.Minute)
 		o.Status, o.Payment, o.PaidAt, o.FulfilledAt = orders.StatusPaid, orders.StatusPaid, &paid, &paid
-		o.Email = fmt.Sprintf("shopper%07d@mail%02d.example", i/customersEvery, i%37)
+		o.Email = book.email(i / customersEvery)
 		o.PaymentIntentID, o.AmountPaid = fmt.Sprintf("pi_bench%07d", i), o.AmountTotal
 		if r == 3 {
 			o.AmountRefunded, o.Status = o.AmountTotal/2, orders.StatusPartiallyRefunded
@@ -85,9 +86,36 @@ func boOrder(i, n int, end time.Time) orders.Order {
 	return o
 }
 
+// customerBook makes the seeded customers' addresses from names and
+// domains: a few very common domains, as in life, and many small ones.
+type customerBook struct{ first, last, domains []string }
+
+func newCustomerBook() customerBook {
+	return customerBook{
+		first: strings.Fields(`ada alan amara ben carla chen dana diego elena emma farah felix grace hana hugo ines ivan jane
+		jonas kai lara leo lina malik maria mateo nadia nils olga omar paula pedro quinn rosa sam sara tariq tess uma victor
+		wen xavier yara yusuf zoe anna bruno clara`),
+		last: strings.Fields(`abbott baker castro dubois evans fischer garcia haddad ito jensen kowalski lopez moreau nakamura
+		okafor petrov quinteros rossi schmidt tanaka ueda vargas weber xu yilmaz zhang novak brown silva kim muller smith
+		martin bernard rojas singh khan ali nguyen costa dias ferreira gomes lima moreira nunes pereira ramos santos sousa`),
+		domains: []string{"gmail.com", "gmail.com", "gmail.com", "outlook.com", "yahoo.com", "hotmail.com", "icloud.com", "proton.me"},
+	}
+}
+
+// email is the address of customer c: a first and a last name, a number,
+// and a domain (three in five of them a big provider's).
+func (b customerBook) email(c int) string {
+	first, last := b.first[c%len(b.first)], b.last[(c/len(b.first))%len(b.last)]
+	domain := fmt.Sprintf("mail%03d.example", c%997)
+	if c%5 < 3 {
+		domain = b.domains[c%len(b.domains)]
+	}
+	return fmt.Sprintf("%s.%s%d@%s", first, last, c/(len(b.first)*len(b.last)), domain)
+}
+
 // seedBackoffice stores n orders through the store's own writes, a batch
 // per transaction, from a few workers at once.
-func seedBackoffice(ctx context.Context, s orders.Store, n int, end time.Time) error {
+func seedBackoffice(ctx context.Context, s orders.Store, n int, end time.Time, book customerBook) error {
 	errs := make([]error, seedWorkers)
 	var wg sync.WaitGroup
 	for w := range seedWorkers {
@@ -95,7 +123,7 @@ func seedBackoffice(ctx context.Context, s orders.Store, n int, end time.Time) e
 			for start := w * seedBatch; start < n && errs[w] == nil; start += seedWorkers * seedBatch {
 				errs[w] = s.Write(ctx, func(ctx context.Context, tx orders.Tx) error {
 					for i := start; i < min(n, start+seedBatch); i++ {
-						if err := tx.InsertOrder(ctx, boOrder(i, n, end)); err != nil {
+						if err := tx.InsertOrder(ctx, boOrder(i, n, end, book)); err != nil {
 							return err
 						}
 					}
@@ -167,7 +195,8 @@ func (b *bench) backofficeOn(ctx context.Context, shopBin, kind, dbURL string, n
 	if err != nil {
 		return r, err
 	}
-	if err := errors.Join(seedBackoffice(ctx, s, n, end), s.Close()); err != nil {
+	book := newCustomerBook()
+	if err := errors.Join(seedBackoffice(ctx, s, n, end, book), s.Close()); err != nil {
 		return r, fmt.Errorf("seed: %w", err)
 	}
 	r.seeded = time.Since(start)
@@ -193,7 +222,7 @@ func (b *bench) backofficeOn(ctx context.Context, shopBin, kind, dbURL string, n
 	// Deep pages start from real cursors: an order's place in the list.
 	cursors := make([]string, 256)
 	for i := range cursors {
-		cursors[i] = orders.CursorOf(boOrder(mrand.IntN(n), n, end)).String()
+		cursors[i] = orders.CursorOf(boOrder(mrand.IntN(n), n, end, book)).String()
 	}
 	var mu sync.Mutex
 	rng := mrand.New(mrand.NewPCG(1, 2))
@@ -223,8 +252,14 @@ func (b *bench) backofficeOn(ctx context.Context, shopBin, kind, dbURL string, n
 			}
 		}}},
 		{&r.search, phase{name: kind + " GET /admin/orders?q= (part of an email)", next: func() ([]byte, int) {
-			// A customer's address without its domain: about three orders.
-			q := fmt.Sprintf("shopper%07d@", pick(n*3/4/customersEvery))
+			// A customer's address without its domain (about three
+			// orders); one search in eight is a domain, which matches a
+			// third of all orders.
+			q := book.email(pick(n * 3 / 4 / customersEvery))
+			q = q[:strings.IndexByte(q, '@')]
+			if pick(8) == 0 {
+				q = "@gmail.com"
+			}
 			return adminGet(addr, "/admin/orders?q="+url.QueryEscape(q)), 0
 		}}},
 		{&r.detail, phase{name: kind + " GET /admin/orders/{id}", next: func() ([]byte, int) {

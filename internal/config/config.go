@@ -44,8 +44,8 @@ type Config struct {
 	// point it at the simulator's stand-in; live keys take only the
 	// default.
 	StripeJSURL string
-	DemoMode        bool // DEMO_MODE: every page says no real payments are taken
-	LogFormat       string
+	DemoMode    bool // DEMO_MODE: every page says no real payments are taken
+	LogFormat   string
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed
 	// (TRUSTED_PROXIES: IPs or CIDRs). Empty: the connection's address is the
 	// client's.

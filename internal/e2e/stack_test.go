@@ -57,6 +57,12 @@ type stackOptions struct {
 	// products, when set, is the shop's catalogue (a CATALOG_FILE)
 	// instead of the demo's one T-shirt.
 	products []catalog.Product
+	// embedded opens Checkout in the shop's pages (CHECKOUT_UI=embedded).
+	embedded bool
+	// simStripeJS has the pages load Stripe.js from the simulator's
+	// stand-in (STRIPE_JS_URL=<simulator>/v3/) instead of js.stripe.com,
+	// which the browser tests answer with a stub or block.
+	simStripeJS bool
 }
 
 // adminPassword is the stack's admin password (user admin).
@@ -120,6 +126,12 @@ func newStackWith(t testing.TB, opts stackOptions) *stack {
 	}
 	if opts.products != nil {
 		env["CATALOG_FILE"] = writeCatalog(t, opts.products)
+	}
+	if opts.embedded {
+		env["CHECKOUT_UI"] = "embedded"
+	}
+	if opts.simStripeJS {
+		env["STRIPE_JS_URL"] = st.simURL + "/v3/"
 	}
 	if opts.mail {
 		smtpAddr, apiURL := testenv.Mailpit(t)

@@ -341,14 +341,29 @@ func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.O
 		email := `instr(lower(email), lower(?)) > 0`
 		emailArgs := []any{f.Query}
 		if utf8.RuneCountInString(f.Query) >= 3 {
-			email = `id IN (SELECT order_id FROM order_emails WHERE n IN
-				(SELECT rowid FROM order_emails_fts WHERE email LIKE ?) AND instr(lower(email), lower(?)) > 0)`
-			emailArgs = []any{"%" + f.Query + "%", f.Query}
+			ns, err := s.emailCandidates(ctx, f.Query)
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: search emails: %w", err)
+			}
+			if len(ns) <= maxEmailCandidates {
+				// Few matches: fetch them and sort them, rather than
+				// walk the whole list in order.
+				email = `0`
+				if len(ns) > 0 {
+					email = `id IN (SELECT order_id FROM order_emails WHERE n IN (` + placeholders(len(ns)) +
+						`) AND instr(lower(email), lower(?)) > 0)`
+				}
+				emailArgs = append(ns, f.Query)
+				if len(ns) == 0 {
+					emailArgs = nil
+				}
+				order = `+created_at DESC, id DESC`
+			}
+			// Many matches (a domain, say): walking the list newest first
+			// fills a page soon, and the candidates are not needed.
 		}
 		where = append(where, `(id = ? OR session_id = ? OR payment_intent_id = ? OR `+email+`)`)
 		args = append(append(args, f.Query, f.Query, f.Query), emailArgs...)
-		// Sorting the few matches beats walking the whole list in order.
-		order = `+created_at DESC, id DESC`
 	}
 	query := `SELECT ` + orderColumns + ` FROM orders`
 	if len(where) > 0 {
@@ -360,6 +375,21 @@ func (s *Store) ListOrders(ctx context.Context, f orders.ListFilter) ([]orders.O
 		return nil, fmt.Errorf("sqlite: list orders: %w", err)
 	}
 	return list, nil
+}
+
+// maxEmailCandidates is how many orders an email search fetches from the
+// trigram index before it deems the part searched for common and walks
+// the list instead.
+const maxEmailCandidates = 1000
+
+// emailCandidates returns the order_emails rows whose email the trigram
+// index says may contain q: up to maxEmailCandidates+1 of them.
+func (s *Store) emailCandidates(ctx context.Context, q string) ([]any, error) {
+	return queryAll(ctx, s.r, `SELECT rowid FROM order_emails_fts WHERE email LIKE ? LIMIT ?`,
+		[]any{"%" + q + "%", maxEmailCandidates + 1}, func(r scanner) (any, error) {
+			var n int64
+			return n, r.Scan(&n)
+		})
 }
 
 // OrderEvents returns an order's events, without payloads, as received.

@@ -393,3 +393,50 @@ func testAlarmLifecycle(t *testing.T, s orders.Store) {
 		t.Error("the full refund did not end the oversold alarm")
 	}
 }
+
+// testBroadSearch searches for a part of many emails (more than a store
+// may fetch from its index at once) and for a rare one among them.
+func testBroadSearch(t *testing.T, s orders.Store) {
+	const n = 1300
+	batch := make([]orders.Order, 0, 200)
+	for i := range n {
+		o := NewOrder(fmt.Sprintf("ord_broad_%04d", i))
+		o.SessionID, o.CreatedAt = "", at(time.Duration(i)*time.Second)
+		o.Email = fmt.Sprintf("buyer%d@common.example", i)
+		if i%500 == 7 {
+			o.Email = fmt.Sprintf("buyer%d@rare.example", i)
+		}
+		batch = append(batch, o)
+		if len(batch) == cap(batch) || i == n-1 {
+			Seed(t, s, batch...)
+			batch = batch[:0]
+		}
+	}
+	list, err := s.ListOrders(t.Context(), orders.ListFilter{Query: "@COMMON.example", Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := n - 1; len(want) < 50; i-- {
+		if i%500 != 7 {
+			want = append(want, fmt.Sprintf("ord_broad_%04d", i))
+		}
+	}
+	if diff := cmp.Diff(want, ids(list)); diff != "" {
+		t.Errorf("a common part of the emails (-want +got):\n%s", diff)
+	}
+	list, err = s.ListOrders(t.Context(), orders.ListFilter{Query: "rare.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"ord_broad_1007", "ord_broad_0507", "ord_broad_0007"}, ids(list)); diff != "" {
+		t.Errorf("a rare part (-want +got):\n%s", diff)
+	}
+	list, err = s.ListOrders(t.Context(), orders.ListFilter{Query: "common", After: &orders.Cursor{CreatedAt: at(100 * time.Second), ID: "ord_broad_0100"}, Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"ord_broad_0099", "ord_broad_0098", "ord_broad_0097"}, ids(list)); diff != "" {
+		t.Errorf("a common part, after a cursor (-want +got):\n%s", diff)
+	}
+}

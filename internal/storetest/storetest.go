@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t testing.TB) orders.Store) {
 		{"HoldPaths", testHoldPaths},
 		{"Restock", testRestock},
 		{"ListFilters", testListFilters},
+		{"BroadSearch", testBroadSearch},
 		{"Pages", testPages},
 		{"EachOrder", testEachOrder},
 		{"OrderEvents", testOrderEvents},

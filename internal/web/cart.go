@@ -297,6 +297,8 @@ type cartPage struct {
 	Mixed string
 	// Token is the checkout form's token (see checkoutRequest.Token).
 	Token string
+	// StripeJS is where the page loads Stripe.js from (STRIPE_JS_URL).
+	StripeJS string
 }
 
 type cartLineView struct {
@@ -355,7 +357,7 @@ func (s *Server) handleCartPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lines := s.priced(c)
-	v := cartPage{Page: s.page("Your cart"), Lines: make([]cartLineView, len(lines)), Token: s.tokens.issue()}
+	v := cartPage{Page: s.page("Your cart"), Lines: make([]cartLineView, len(lines)), Token: s.tokens.issue(), StripeJS: s.cfg.StripeJSURL}
 	for i, l := range lines {
 		v.Lines[i] = cartLineView{
 			ProductID: l.ID, Name: l.Name, Quantity: l.Quantity, MaxQuantity: l.MaxQuantity,

@@ -48,6 +48,8 @@ type fakeSessions struct {
 	newErr   error
 	getErr   error
 	hang     bool // block until the call's context is done
+	// noSecret answers embedded sessions without their client secret.
+	noSecret bool
 }
 
 func newFakeSessions() *fakeSessions {
@@ -87,6 +89,14 @@ func (f *fakeSessions) New(p *stripe.CheckoutSessionParams) (*stripe.CheckoutSes
 		AmountSubtotal: total, AmountTotal: total, Currency: stripe.Currency(*p.LineItems[0].PriceData.Currency),
 		ClientReferenceID: *p.ClientReferenceID, Metadata: p.Metadata,
 		LineItems: &stripe.LineItemList{Data: items},
+	}
+	if p.UIMode != nil && *p.UIMode == string(stripe.CheckoutSessionUIModeEmbedded) {
+		// An embedded session has no page of its own, but a client secret
+		// for Stripe.js.
+		s.URL, s.UIMode = "", stripe.CheckoutSessionUIModeEmbedded
+		if !f.noSecret {
+			s.ClientSecret = id + "_secret_fake"
+		}
 	}
 	f.sessions[id] = s
 	if p.IdempotencyKey != nil {

@@ -27,6 +27,8 @@ type homePage struct {
 	// Closed says why nothing is for sale (the catalogue could not be
 	// read); "" when the shop is open.
 	Closed string
+	// StripeJS is where the page loads Stripe.js from (STRIPE_JS_URL).
+	StripeJS string
 }
 
 type productView struct {
@@ -57,7 +59,7 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 // of the stock (see liveHome).
 func (s *Server) homeView(token string, stock stockShown) homePage {
 	products := s.catalog().Products()
-	v := homePage{Page: s.page("Shop"), Products: make([]productView, len(products)), Token: token}
+	v := homePage{Page: s.page("Shop"), Products: make([]productView, len(products)), Token: token, StripeJS: s.cfg.StripeJSURL}
 	if s.catalogs.Current() == nil {
 		v.Closed = "The shop is closed for a moment: its products could not be read (" + s.catalogs.Problem() +
 			"). It opens again by itself as soon as they can; please come back in a few minutes."

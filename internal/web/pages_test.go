@@ -23,7 +23,7 @@ func TestRoutes(t *testing.T) {
 			`<form method="post" action="/create-checkout-session"`, "$20.00", "€12.50", `name="quantity"`, `max="10"`, `max="3"`,
 			`src="/static/main.js"`, `src="https://js.stripe.com/v3/"`, "Purchase", "Comfortable cotton T-shirt",
 		}},
-		{"config", "GET", "/config", 200, "application/json", []string{`{"publicKey":"` + testPublishableKey + `"}`}},
+		{"config", "GET", "/config", 200, "application/json", []string{`{"publicKey":"` + testPublishableKey + `","checkoutUi":"hosted"}`}},
 		{"config slash", "GET", "/config/", 200, "application/json", []string{"publicKey"}},
 		{"cancelled", "GET", "/cancelled", 200, "text/html", []string{"Nothing was charged", `href="/"`}},
 		{"cancelled slash", "GET", "/cancelled/", 200, "text/html", []string{"Nothing was charged"}},

@@ -34,7 +34,7 @@ func TestSecurityHeaders(t *testing.T) {
 			"default-src":     "'self'",
 			"script-src":      "'self' https://js.stripe.com",
 			"style-src":       "'self'",
-			"frame-src":       "https://js.stripe.com https://hooks.stripe.com",
+			"frame-src":       "https://js.stripe.com https://checkout.stripe.com https://hooks.stripe.com http://localhost:12113",
 			"connect-src":     "'self' https://api.stripe.com",
 			"form-action":     "'self' https://checkout.stripe.com http://localhost:12113",
 			"frame-ancestors": "'none'",
@@ -61,6 +61,57 @@ func TestSecurityHeaders(t *testing.T) {
 	https := newTestServer(t, func(c *config.Config) { c.BaseURL, _ = url.Parse("https://shop.example.com") })
 	if got := https.do(t, "GET", "/", nil).Header.Get("Strict-Transport-Security"); !strings.HasPrefix(got, "max-age=") {
 		t.Errorf("HSTS with an https BASE_URL: got %q, want max-age=...", got)
+	}
+}
+
+// TestCSPStripeJSAndFrames: the CSP lets pages run Stripe.js from
+// STRIPE_JS_URL's origin, and frame it and the CHECKOUT_ORIGINS (where the
+// simulator's embedded checkout comes from), each source once.
+func TestCSPStripeJSAndFrames(t *testing.T) {
+	tests := []struct {
+		name           string
+		stripeJS       string
+		origins        []string
+		wantScript     string
+		wantFrame      string
+		wantFormAction string
+		wantHTTPSOnly  bool
+	}{
+		{"stripe", "", nil,
+			"'self' https://js.stripe.com",
+			"https://js.stripe.com https://checkout.stripe.com https://hooks.stripe.com",
+			"'self' https://checkout.stripe.com", true},
+		{"stripe named", "https://js.stripe.com/v3/", nil,
+			"'self' https://js.stripe.com",
+			"https://js.stripe.com https://checkout.stripe.com https://hooks.stripe.com",
+			"'self' https://checkout.stripe.com", true},
+		{"simulator", "http://127.0.0.1:12113/v3/", []string{"http://127.0.0.1:12113"},
+			"'self' https://js.stripe.com http://127.0.0.1:12113",
+			"https://js.stripe.com https://checkout.stripe.com https://hooks.stripe.com http://127.0.0.1:12113",
+			"'self' https://checkout.stripe.com http://127.0.0.1:12113", false},
+		{"script elsewhere", "https://cdn.example.com/stripe/v3/", []string{"http://127.0.0.1:12113"},
+			"'self' https://js.stripe.com https://cdn.example.com",
+			"https://js.stripe.com https://checkout.stripe.com https://hooks.stripe.com https://cdn.example.com http://127.0.0.1:12113",
+			"'self' https://checkout.stripe.com http://127.0.0.1:12113", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, func(c *config.Config) { c.StripeJSURL, c.CheckoutOrigins = tt.stripeJS, tt.origins })
+			csp := ts.do(t, "GET", "/", nil).Header.Get("Content-Security-Policy")
+			directives := map[string]string{}
+			for _, d := range strings.Split(csp, ";") {
+				name, value, _ := strings.Cut(strings.TrimSpace(d), " ")
+				directives[name] = value
+			}
+			for name, want := range map[string]string{"script-src": tt.wantScript, "frame-src": tt.wantFrame, "form-action": tt.wantFormAction, "connect-src": "'self' https://api.stripe.com"} {
+				if got := directives[name]; got != want {
+					t.Errorf("CSP %s: got %q, want %q", name, got, want)
+				}
+			}
+			if tt.wantHTTPSOnly && strings.Contains(csp, "http:") {
+				t.Errorf("CSP names a plain-http source: %s", csp)
+			}
+		})
 	}
 }
 
