@@ -36,6 +36,7 @@ type options struct {
 	mailpit                 string
 	db                      string
 	verbose                 bool
+	checkoutUI              string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -51,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.mailpit, "mailpit", "", "mailpit binary (default: mailpit on PATH, else $GOPATH/bin/mailpit); without mailpit the demo sends no email")
 	fs.StringVar(&o.db, "db", "data/demo.db", "SQLite database file")
 	fs.BoolVar(&o.verbose, "v", false, "log every request, webhook and state change")
+	fs.StringVar(&o.checkoutUI, "checkout-ui", "hosted", "hosted: pay on the simulator's page; embedded: pay in the shop's own page (Embedded Checkout)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -144,8 +146,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"DATABASE_URL":           "sqlite:" + o.db,
 		"CHECKOUT_ORIGINS":       simURL,
 		"CATALOG_SOURCE":         "stripe",
-		"DEMO_MODE":              "true",
-		"ADMIN_PASSWORD":         password,
+		"CHECKOUT_UI":            o.checkoutUI,
+		// Offline, Stripe.js is the simulator's stand-in.
+		"STRIPE_JS_URL":  simURL + "/v3/",
+		"DEMO_MODE":      "true",
+		"ADMIN_PASSWORD": password,
 	}
 	if mail != nil {
 		env["SMTP_URL"] = "smtp://" + mail.smtpAddr

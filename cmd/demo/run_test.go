@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -340,4 +341,34 @@ func postForm(t testing.TB, c *http.Client, url string, form url.Values) string 
 		t.Fatalf("POST %s: got %s, want 303 See Other", url, resp.Status)
 	}
 	return resp.Header.Get("Location")
+}
+
+// TestRunEmbedded: with -checkout-ui embedded the shop hands out client
+// secrets for the simulator's embedded page, and loads the simulator's
+// Stripe.js, since the real one is out of reach offline.
+func TestRunEmbedded(t *testing.T) {
+	stdout, stderr, stop := startDemo(t, "-checkout-ui", "embedded", "-mailpit", "/nonexistent/mailpit")
+	banner := stdout.String()
+	shopURL := match(t, banner, `Shop\s+(http://localhost:\d+)`)
+	simURL := match(t, banner, `Checkout simulator (http://localhost:\d+)`)
+	if home := get(t, shopURL+"/", "", http.StatusOK); !strings.Contains(home, `src="`+simURL+`/v3/"`) {
+		t.Errorf("home page: want Stripe.js from %s/v3/:\n%s", simURL, home)
+	}
+	res, err := http.Post(shopURL+"/create-checkout-session", "application/json",
+		strings.NewReader(`{"productId":"price_demo_mug","quantity":1,"ui":"embedded"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ SessionID, ClientSecret string }
+	json.NewDecoder(res.Body).Decode(&body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || body.ClientSecret == "" {
+		t.Fatalf("embedded checkout: %s %+v", res.Status, body)
+	}
+	if page := get(t, simURL+"/embedded/"+body.ClientSecret, "", http.StatusOK); !strings.Contains(page, "4242") && !strings.Contains(page, `id="card"`) {
+		t.Errorf("the simulator's embedded page: %q", page)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr)
+	}
 }
