@@ -43,9 +43,9 @@ fuzz: ## run each fuzz target briefly (FUZZTIME=1m for longer)
 	go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./internal/web
 	go test -run '^$$' -fuzz '^FuzzCheckoutCreate$$' -fuzztime $(FUZZTIME) ./internal/web
 
-bench: tools ## hot-path Go benchmarks, then the shop against a reference server side by side (~3 min)
+bench: tools ## hot-path Go benchmarks, the shop against a reference server, then the back office at a million orders (~8 min; PostgreSQL too with SHOP_TEST_POSTGRES_URL)
 	go test -run '^$$' -bench . -benchmem -benchtime 300ms ./internal/orders ./internal/sqlite ./internal/web
-	go run ./cmd/bench
+	go run ./cmd/bench $(if $(SHOP_TEST_POSTGRES_URL),-postgres '$(SHOP_TEST_POSTGRES_URL)')
 
 postgres: ## start a throwaway PostgreSQL 15 on :55432 and print its URL (export SHOP_TEST_POSTGRES_URL=$$(make -s postgres))
 	@bash .ci/postgres.sh
