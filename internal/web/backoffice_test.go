@@ -784,3 +784,50 @@ func TestAdminOrdersCSVOutlivesWriteTimeout(t *testing.T) {
 		t.Errorf("got %d rows, want %d", len(rows), len(all)+1)
 	}
 }
+
+// A HEAD of the export answers what a GET would begin with after one read
+// of the store, instead of running the whole export for nothing.
+func TestAdminOrdersCSVHead(t *testing.T) {
+	broken := &failingLists{failFrom: 2} // a second page would fail
+	ts := newWrappedTestServer(t, func(s orders.Store) orders.Store { broken.Store = s; return broken })
+	var all []listed
+	for i := range orders.MaxListLimit + 500 {
+		all = append(all, listed{id: fmt.Sprintf("ord_h%04d", i), created: time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)})
+	}
+	seedListed(t, ts, all...)
+	srv := httptest.NewServer(ts)
+	t.Cleanup(srv.Close)
+	head := func() *http.Response {
+		req, _ := http.NewRequest("HEAD", srv.URL+"/admin/orders.csv", nil)
+		req.Header.Set("Authorization", adminBasic[1])
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := head()
+	body := readBody(t, res)
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+		!strings.HasPrefix(res.Header.Get("Content-Disposition"), `attachment; filename="orders-`) || body != "" {
+		t.Errorf("HEAD: got %d %q %q and %d bytes, want the export's 200 and headers, no body",
+			res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("Content-Disposition"), len(body))
+	}
+	broken.mu.Lock()
+	calls := broken.calls
+	broken.mu.Unlock()
+	if calls != 1 {
+		t.Errorf("HEAD read %d pages of orders, want 1", calls)
+	}
+	if logs := ts.logs.String(); strings.Contains(logs, "order export") {
+		t.Errorf("HEAD logged an export:\n%s", logs)
+	}
+
+	// The store down: HEAD answers the GET's 503.
+	broken.mu.Lock()
+	broken.failFrom = 0
+	broken.mu.Unlock()
+	if res := head(); res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("HEAD with the store down: got %d, want 503", res.StatusCode)
+	}
+}

@@ -31,6 +31,10 @@ const csvFlushEvery = orders.MaxListLimit
 // export outlives the server's WriteTimeout as long as it keeps reading.
 const csvWriteWindow = 30 * time.Second
 
+// errHeadAnswered stops a HEAD request's export at its first order: the
+// status and headers are known then, and the body is not sent.
+var errHeadAnswered = errors.New("head answered")
+
 // handleAdminOrdersCSV exports every order the list's filter keeps, newest
 // first, as RFC 4180 CSV. Rows go out as the store returns them, so memory
 // stays flat however many orders there are. A failure once the first row is
@@ -72,11 +76,15 @@ func (s *Server) handleAdminOrdersCSV(w http.ResponseWriter, r *http.Request) {
 	}
 	record := make([]string, len(csvHeader))
 	var items strings.Builder
+	head := r.Method == http.MethodHead
 	err := s.orders.EachOrder(r.Context(), f, func(o orders.Order) error {
 		if rows == 0 {
 			start()
 		}
 		rows++
+		if head {
+			return errHeadAnswered // the store answered: that is all HEAD needs
+		}
 		_ = cw.Write(csvRecord(record, &items, o)) // an error stays in cw: see flush
 		if rows%csvFlushEvery == 0 {
 			if writeErr = flush(); writeErr != nil {
@@ -86,7 +94,7 @@ func (s *Server) handleAdminOrdersCSV(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	switch {
-	case err == nil:
+	case err == nil || errors.Is(err, errHeadAnswered):
 		if rows == 0 {
 			start() // no order matches: the header row alone
 		}
