@@ -500,7 +500,7 @@ func (s *Service) announce(ctx context.Context, tx Tx, before, after Order, now 
 		queue = append(queue, ns...)
 		return err
 	}
-	if after.AmountRefunded > before.AmountRefunded && after.lifecycle() == StatusPaid {
+	if after.AmountRefunded > before.AmountRefunded && (after.lifecycle() == StatusPaid || after.soldOut()) {
 		typ := NotifyOrderPartiallyRefunded
 		if after.Status == StatusRefunded || (after.Status != StatusPartiallyRefunded && after.AmountRefunded >= paidAmount(after)) {
 			typ = NotifyOrderRefunded

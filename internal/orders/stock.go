@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -256,10 +257,21 @@ func (s *Service) settleHold(ctx context.Context, tx Tx, before Order, after *Or
 	return nil
 }
 
+// reviewOutOfStock begins the Review of an order paid after its stock was
+// gone.
+const reviewOutOfStock = "paid, out of stock: "
+
+// soldOut reports whether o is a paid order waiting for a person because
+// its stock was gone: the shopper paid, so they hear of its refunds as
+// from any paid order.
+func (o Order) soldOut() bool {
+	return o.lifecycle() == StatusNeedsReview && o.PaidAt != nil && strings.HasPrefix(o.Review, reviewOutOfStock)
+}
+
 // oversold sends a paid order whose stock is gone to a person: never
 // fulfilled silently, with an alarm and a notification.
 func (s *Service) oversold(ctx context.Context, tx Tx, o *Order, short *OutOfStock, now time.Time, fx *effects) error {
-	o.Payment, o.Review = StatusNeedsReview, "paid, out of stock: "+short.Error()
+	o.Payment, o.Review = StatusNeedsReview, reviewOutOfStock+short.Error()
 	o.settle()
 	if err := s.raise(ctx, tx, fx, newAlarm(AlarmOversold, o.ID, o.ID, "Order "+o.ID+" was paid after its hold on stock ended, and "+
 		short.ProductID+" is out of stock ("+short.Error()+"). Find the goods, or refund the order.", now)); err != nil {

@@ -266,6 +266,15 @@ func testHoldPaths(t *testing.T, s orders.Store) {
 		t.Errorf("notifications %v, want order.needs_review to the webhook and the owner, and no order.paid", c)
 	}
 	wantLevel(t, svc, "print", 0, 0, 6)
+	// Refunded in full it owes the shopper nothing: the alarm goes, and the
+	// shopper hears of the refund as from any paid order.
+	mustHandle(t, svc, ChargeRefunded("evt_hold_oversold_refund", got, got.AmountTotal, clock.Now().Unix()))
+	if n := openAlarms(t, svc, orders.AlarmOversold, g.ID); n != 0 {
+		t.Errorf("%d oversold alarms after the full refund, want 0", n)
+	}
+	if c := types(t, s, g.ID); c["order.refunded/webhook"] != 1 || c["order.refunded/email_customer"] != 1 {
+		t.Errorf("notifications %v, want order.refunded to the webhook and the shopper", c)
+	}
 
 	// A processing order past the processing hold gives its hold back
 	// without expiring anything (its session is complete).
