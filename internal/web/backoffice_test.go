@@ -666,14 +666,21 @@ func (f *failingLists) ListOrders(ctx context.Context, lf orders.ListFilter) ([]
 	return f.Store.ListOrders(ctx, lf)
 }
 
+// seedPageAndAHalf stores a page of orders and half another, their ids
+// prefix and a number.
+func seedPageAndAHalf(t *testing.T, ts *testServer, prefix string) {
+	t.Helper()
+	var all []listed
+	for i := range orders.MaxListLimit + 500 {
+		all = append(all, listed{id: fmt.Sprintf("%s%04d", prefix, i), created: time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)})
+	}
+	seedListed(t, ts, all...)
+}
+
 func TestAdminOrdersCSVAbortsMidway(t *testing.T) {
 	broken := &failingLists{failFrom: 2}
 	ts := newWrappedTestServer(t, func(s orders.Store) orders.Store { broken.Store = s; return broken })
-	var all []listed
-	for i := range orders.MaxListLimit + 500 {
-		all = append(all, listed{id: fmt.Sprintf("ord_f%04d", i), created: time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)})
-	}
-	seedListed(t, ts, all...)
+	seedPageAndAHalf(t, ts, "ord_f")
 	srv := httptest.NewServer(ts)
 	t.Cleanup(srv.Close)
 	req, _ := http.NewRequest("GET", srv.URL+"/admin/orders.csv", nil)
@@ -790,11 +797,7 @@ func TestAdminOrdersCSVOutlivesWriteTimeout(t *testing.T) {
 func TestAdminOrdersCSVHead(t *testing.T) {
 	broken := &failingLists{failFrom: 2} // a second page would fail
 	ts := newWrappedTestServer(t, func(s orders.Store) orders.Store { broken.Store = s; return broken })
-	var all []listed
-	for i := range orders.MaxListLimit + 500 {
-		all = append(all, listed{id: fmt.Sprintf("ord_h%04d", i), created: time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)})
-	}
-	seedListed(t, ts, all...)
+	seedPageAndAHalf(t, ts, "ord_h")
 	srv := httptest.NewServer(ts)
 	t.Cleanup(srv.Close)
 	head := func() *http.Response {
