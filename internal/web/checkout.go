@@ -155,7 +155,15 @@ func (s *Server) handleCheckoutCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadGateway, "The payment page could not be opened. Nothing was charged; please try again in a moment.", errors.New("stripe returned a session without id, or without url (hosted) or client_secret (embedded)"))
 		return
 	}
-	if err := s.orders.AttachSession(r.Context(), order.ID, sess.ID); err != nil {
+	switch err := s.orders.AttachSession(r.Context(), order.ID, sess.ID); {
+	case errors.Is(err, orders.ErrRule) && order.SessionID != "" && order.SessionID != sess.ID:
+		// The order's other way of paying (embedded, then hosted when it
+		// would not mount): the order keeps its first session, and the
+		// webhook and the success page find it from this one through
+		// client_reference_id.
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "order keeps its first checkout session", slog.String("order_id", order.ID),
+			slog.String("session_id", sess.ID), slog.Any("reason", err))
+	case err != nil:
 		// The webhook still finds the order through client_reference_id, so
 		// the shopper may go on and pay.
 		s.log.LogAttrs(r.Context(), slog.LevelError, "record session id", slog.String("order_id", order.ID), slog.Any("error", err))

@@ -201,6 +201,10 @@ func TestCheckoutEmbeddedAndHostedKeys(t *testing.T) {
 	if n := ts.fake.distinctSessions(); n != 2 {
 		t.Errorf("sessions: got %d, want 2", n)
 	}
+	// The second way of paying is expected, not an error for the operator.
+	if logs := ts.logs.String(); strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "order keeps its first checkout session") {
+		t.Errorf("the hosted session after the embedded one: logs\n%s\nwant an info line, no error", logs)
+	}
 }
 
 // TestCheckoutEmbeddedRejects: a JSON checkout with a ui or source the shop
