@@ -226,8 +226,8 @@ func (a *App) Reconcile(ctx context.Context, window time.Duration) (reconcile.Re
 	return reconcile.Run(ctx, a.Events, a.Orders, reconcile.Options{Since: time.Now().Add(-window)}, a.log)
 }
 
-// reconcileEvery runs Reconcile on a ticker until ctx ends.
-func (a *App) reconcileEvery(ctx context.Context, every time.Duration) {
+// everyTick runs job on a ticker of period every until ctx ends.
+func everyTick(ctx context.Context, every time.Duration, job func(context.Context)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -235,10 +235,15 @@ func (a *App) reconcileEvery(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := a.reconcileOnce(ctx, every); err != nil && ctx.Err() == nil {
-				a.log.Error("periodic reconciliation failed; next try at the next tick", "error", err)
-			}
+			job(ctx)
 		}
+	}
+}
+
+// reconcileTick is one tick of the periodic reconciliation.
+func (a *App) reconcileTick(ctx context.Context, every time.Duration) {
+	if err := a.reconcileOnce(ctx, every); err != nil && ctx.Err() == nil {
+		a.log.Error("periodic reconciliation failed; next try at the next tick", "error", err)
 	}
 }
 
@@ -258,22 +263,12 @@ func (a *App) reconcileOnce(ctx context.Context, every time.Duration) error {
 	return err
 }
 
-// sweepEvery completes, on a ticker until ctx ends, paid orders whose
-// fulfilment is missing.
-func (a *App) sweepEvery(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := a.Orders.FulfilPending(ctx); err != nil && ctx.Err() == nil {
-				a.log.Error("sweep: fulfil paid orders left without fulfilment", "error", err)
-			} else if n > 0 {
-				a.log.Info("sweep: fulfilled paid orders left without fulfilment", "count", n)
-			}
-		}
+// sweepTick completes paid orders whose fulfilment is missing.
+func (a *App) sweepTick(ctx context.Context) {
+	if n, err := a.Orders.FulfilPending(ctx); err != nil && ctx.Err() == nil {
+		a.log.Error("sweep: fulfil paid orders left without fulfilment", "error", err)
+	} else if n > 0 {
+		a.log.Info("sweep: fulfilled paid orders left without fulfilment", "count", n)
 	}
 }
 
@@ -281,20 +276,11 @@ func (a *App) sweepEvery(ctx context.Context, every time.Duration) {
 // their deadline.
 const HoldSweepInterval = 30 * time.Second
 
-// releaseHoldsEvery gives back, on a ticker until ctx ends, holds past their
-// deadline, one instance at a time.
-func (a *App) releaseHoldsEvery(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := a.ReleaseHolds(ctx, every); err != nil && ctx.Err() == nil {
-				a.log.Error("sweep: holds not released; next try at the next tick", "error", err)
-			}
-		}
+// releaseHoldsTick gives back holds past their deadline, one instance at
+// a time.
+func (a *App) releaseHoldsTick(ctx context.Context, every time.Duration) {
+	if _, err := a.ReleaseHolds(ctx, every); err != nil && ctx.Err() == nil {
+		a.log.Error("sweep: holds not released; next try at the next tick", "error", err)
 	}
 }
 
@@ -377,11 +363,13 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, stdout io.Writ
 	var jobsDone sync.WaitGroup
 	defer func() { stopJobs(); jobsDone.Wait() }()
 	if every := a.Config.ReconcileInterval; every > 0 {
-		jobsDone.Go(func() { a.reconcileEvery(jobs, every) })
+		jobsDone.Go(func() { everyTick(jobs, every, func(ctx context.Context) { a.reconcileTick(ctx, every) }) })
 	}
 	jobsDone.Go(func() { a.Outbox.Run(jobs) })
-	jobsDone.Go(func() { a.sweepEvery(jobs, SweepInterval) })
-	jobsDone.Go(func() { a.releaseHoldsEvery(jobs, HoldSweepInterval) })
+	jobsDone.Go(func() { everyTick(jobs, SweepInterval, a.sweepTick) })
+	jobsDone.Go(func() {
+		everyTick(jobs, HoldSweepInterval, func(ctx context.Context) { a.releaseHoldsTick(ctx, HoldSweepInterval) })
+	})
 	if a.prices != nil {
 		jobsDone.Go(func() { a.refreshCatalogEvery(jobs, a.Config.CatalogRefresh) })
 	}

@@ -409,8 +409,15 @@ func matchEvent(ctx context.Context, tx Tx, ev Event) (Order, bool, error) {
 // findByPayment finds the order of a PaymentIntent, else the order orderID
 // names.
 func findByPayment(ctx context.Context, tx Tx, pi, orderID string) (Order, bool, error) {
-	if pi != "" {
-		o, err := tx.OrderByPaymentIntent(ctx, pi)
+	return lookupOrder(ctx, tx, tx.OrderByPaymentIntent, pi, orderID)
+}
+
+// lookupOrder finds the order byKey finds for key, when key is set and it
+// finds one, else the order orderID names; found is false when neither
+// does.
+func lookupOrder(ctx context.Context, tx Tx, byKey func(context.Context, string) (Order, error), key, orderID string) (Order, bool, error) {
+	if key != "" {
+		o, err := byKey(ctx, key)
 		if err == nil {
 			return o, true, nil
 		}
@@ -593,27 +600,8 @@ func (s *Service) SyncSession(ctx context.Context, sess Session) (Order, error) 
 // recorded the session, or else the one the session names (its
 // client_reference_id or metadata), even if that order recorded another.
 func findOrder(ctx context.Context, tx Tx, sess Session) (Order, bool, error) {
-	if sess.ID != "" {
-		o, err := tx.OrderBySession(ctx, sess.ID)
-		if err == nil {
-			return o, true, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return Order{}, false, err
-		}
-	}
-	if sess.OrderID == "" {
-		return Order{}, false, nil
-	}
-	o, err := tx.Order(ctx, sess.OrderID)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return Order{}, false, nil
-	case err != nil:
-		return Order{}, false, err
-	}
-	// It may have recorded another session: see observe.
-	return o, true, nil
+	// The order named may have recorded another session: see observe.
+	return lookupOrder(ctx, tx, tx.OrderBySession, sess.ID, sess.OrderID)
 }
 
 // observe applies an observation of o's session inside tx: the state
