@@ -2,6 +2,8 @@ package orders
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -205,4 +207,58 @@ type OutboxStats struct {
 	Pending      int        // waiting for a (first or next) delivery attempt
 	Dead         int        // given up on, waiting for an operator
 	OldestQueued *time.Time // creation time of the oldest pending one, nil if none
+}
+
+// JSONColumns encodes the parts of o that stores keep as JSON text: its
+// lines, and what RefundColumns encodes.
+func (o Order) JSONColumns() (items, refunds string, dispute *string, err error) {
+	b, err := json.Marshal(o.Items)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("order %s: %w", o.ID, err)
+	}
+	refunds, dispute, err = o.RefundColumns()
+	return string(b), refunds, dispute, err
+}
+
+// RefundColumns encodes the JSON columns an order's update writes (its
+// lines never change): its refunds (an empty list, never null) and its
+// dispute (nil when there is none).
+func (o Order) RefundColumns() (refunds string, dispute *string, err error) {
+	r := o.Refunds
+	if r == nil {
+		r = []Refund{}
+	}
+	rb, err := json.Marshal(r)
+	if err != nil {
+		return "", nil, fmt.Errorf("order %s: %w", o.ID, err)
+	}
+	if o.Dispute != nil {
+		db, err := json.Marshal(o.Dispute)
+		if err != nil {
+			return "", nil, fmt.Errorf("order %s: %w", o.ID, err)
+		}
+		d := string(db)
+		dispute = &d
+	}
+	return string(rb), dispute, nil
+}
+
+// SetJSONColumns decodes what JSONColumns encoded into o (whose ID names
+// it in errors); a nil dispute is none.
+func (o *Order) SetJSONColumns(items, refunds, dispute []byte) error {
+	if err := json.Unmarshal(items, &o.Items); err != nil {
+		return fmt.Errorf("order %s: items: %w", o.ID, err)
+	}
+	if err := json.Unmarshal(refunds, &o.Refunds); err != nil {
+		return fmt.Errorf("order %s: refunds: %w", o.ID, err)
+	}
+	if len(o.Refunds) == 0 {
+		o.Refunds = nil
+	}
+	if dispute != nil {
+		if err := json.Unmarshal(dispute, &o.Dispute); err != nil {
+			return fmt.Errorf("order %s: dispute: %w", o.ID, err)
+		}
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -113,33 +112,8 @@ func (t tx) ResolveAlarm(ctx context.Context, id string, at time.Time) error {
 	return err
 }
 
-// jsonColumns encodes the order's JSON columns.
-func jsonColumns(o orders.Order) (items, refunds string, dispute *string, err error) {
-	b, err := json.Marshal(o.Items)
-	if err != nil {
-		return "", "", nil, fmt.Errorf("order %s: %w", o.ID, err)
-	}
-	r := o.Refunds
-	if r == nil {
-		r = []orders.Refund{}
-	}
-	rb, err := json.Marshal(r)
-	if err != nil {
-		return "", "", nil, fmt.Errorf("order %s: %w", o.ID, err)
-	}
-	if o.Dispute != nil {
-		db, err := json.Marshal(o.Dispute)
-		if err != nil {
-			return "", "", nil, fmt.Errorf("order %s: %w", o.ID, err)
-		}
-		d := string(db)
-		dispute = &d
-	}
-	return string(b), string(rb), dispute, nil
-}
-
 func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
-	items, refunds, dispute, err := jsonColumns(o)
+	items, refunds, dispute, err := o.JSONColumns()
 	if err != nil {
 		return err
 	}
@@ -158,7 +132,7 @@ func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
 }
 
 func (t tx) UpdateOrder(ctx context.Context, o *orders.Order) error {
-	_, refunds, dispute, err := jsonColumns(*o)
+	refunds, dispute, err := o.RefundColumns()
 	if err != nil {
 		return err
 	}
@@ -483,19 +457,8 @@ func scanOrder(row pgx.Row) (orders.Order, error) {
 	if err != nil {
 		return orders.Order{}, err
 	}
-	if err := json.Unmarshal(items, &o.Items); err != nil {
-		return orders.Order{}, fmt.Errorf("order %s: items: %w", o.ID, err)
-	}
-	if err := json.Unmarshal(refunds, &o.Refunds); err != nil {
-		return orders.Order{}, fmt.Errorf("order %s: refunds: %w", o.ID, err)
-	}
-	if len(o.Refunds) == 0 {
-		o.Refunds = nil
-	}
-	if dispute != nil {
-		if err := json.Unmarshal(dispute, &o.Dispute); err != nil {
-			return orders.Order{}, fmt.Errorf("order %s: dispute: %w", o.ID, err)
-		}
+	if err := o.SetJSONColumns(items, refunds, dispute); err != nil {
+		return orders.Order{}, err
 	}
 	if pi != nil {
 		o.PaymentIntentID = *pi

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -150,32 +149,8 @@ func (t tx) ResolveAlarm(ctx context.Context, id string, at time.Time) error {
 	return err
 }
 
-// jsonColumns encodes the order's JSON columns.
-func jsonColumns(o orders.Order) (items, refunds string, dispute sql.NullString, err error) {
-	b, err := json.Marshal(o.Items)
-	if err != nil {
-		return "", "", dispute, fmt.Errorf("order %s: %w", o.ID, err)
-	}
-	r := o.Refunds
-	if r == nil {
-		r = []orders.Refund{}
-	}
-	rb, err := json.Marshal(r)
-	if err != nil {
-		return "", "", dispute, fmt.Errorf("order %s: %w", o.ID, err)
-	}
-	if o.Dispute != nil {
-		db, err := json.Marshal(o.Dispute)
-		if err != nil {
-			return "", "", dispute, fmt.Errorf("order %s: %w", o.ID, err)
-		}
-		dispute = sql.NullString{String: string(db), Valid: true}
-	}
-	return string(b), string(rb), dispute, nil
-}
-
 func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
-	items, refunds, dispute, err := jsonColumns(o)
+	items, refunds, dispute, err := o.JSONColumns()
 	if err != nil {
 		return err
 	}
@@ -193,7 +168,7 @@ func (t tx) InsertOrder(ctx context.Context, o orders.Order) error {
 }
 
 func (t tx) UpdateOrder(ctx context.Context, o *orders.Order) error {
-	_, refunds, dispute, err := jsonColumns(*o)
+	refunds, dispute, err := o.RefundColumns()
 	if err != nil {
 		return err
 	}
@@ -539,19 +514,12 @@ func scanOrder(row scanner) (orders.Order, error) {
 	if err != nil {
 		return orders.Order{}, err
 	}
-	if err := json.Unmarshal([]byte(items), &o.Items); err != nil {
-		return orders.Order{}, fmt.Errorf("order %s: items: %w", o.ID, err)
-	}
-	if err := json.Unmarshal([]byte(refunds), &o.Refunds); err != nil {
-		return orders.Order{}, fmt.Errorf("order %s: refunds: %w", o.ID, err)
-	}
-	if len(o.Refunds) == 0 {
-		o.Refunds = nil
-	}
+	var dispute []byte
 	if disp.Valid {
-		if err := json.Unmarshal([]byte(disp.String), &o.Dispute); err != nil {
-			return orders.Order{}, fmt.Errorf("order %s: dispute: %w", o.ID, err)
-		}
+		dispute = []byte(disp.String)
+	}
+	if err := o.SetJSONColumns([]byte(items), []byte(refunds), dispute); err != nil {
+		return orders.Order{}, err
 	}
 	o.Payment, o.PaymentIntentID = orders.Status(payment), pi.String
 	o.HoldUntil = timePtr(holdUntil)
