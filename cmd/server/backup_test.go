@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,18 +29,7 @@ const backupWebhookSecret = "whsec_backupTestSecret"
 // Stripe signs it.
 func signedPaidEvent(t testing.TB, evtID string, o orders.Order) (body []byte, signature string) {
 	t.Helper()
-	body, err := json.Marshal(map[string]any{
-		"id": evtID, "object": "event", "api_version": "2025-09-30.clover", "created": time.Now().Unix(),
-		"type": orders.EventSessionCompleted,
-		"data": map[string]any{"object": map[string]any{
-			"id": o.SessionID, "object": "checkout.session", "status": "complete", "payment_status": "paid",
-			"amount_subtotal": o.AmountTotal, "amount_total": o.AmountTotal, "currency": o.Currency,
-			"client_reference_id": o.ID, "customer_details": map[string]any{"email": storetest.Email},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	body = storetest.PaidEventJSON(t, evtID, o)
 	return body, webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: backupWebhookSecret}).Header
 }
 

@@ -30,25 +30,6 @@ const (
 	receiverDelay = 2 * time.Second
 )
 
-// paidEvent is a checkout.session.completed event paying a
-// storetest.NewOrder order, as Stripe sends it.
-func paidEvent(t testing.TB, evtID string, o orders.Order) []byte {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{
-		"id": evtID, "object": "event", "api_version": "2025-09-30.clover", "created": time.Now().Unix(),
-		"type": orders.EventSessionCompleted,
-		"data": map[string]any{"object": map[string]any{
-			"id": o.SessionID, "object": "checkout.session", "status": "complete", "payment_status": "paid",
-			"amount_subtotal": o.AmountTotal, "amount_total": o.AmountTotal, "currency": o.Currency,
-			"client_reference_id": o.ID, "customer_details": map[string]any{"email": storetest.Email},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestSlowReceiverDoesNotSlowWebhooks: with an order webhook receiver that
 // takes 2s per delivery, the shop acknowledges 20 Stripe payment events
 // before the receiver has answered even once, and then delivers all 20.
@@ -126,7 +107,7 @@ func TestSlowReceiverDoesNotSlowWebhooks(t *testing.T) {
 
 	var acks []time.Time
 	for i, o := range list {
-		b := paidEvent(t, fmt.Sprintf("evt_slow%02d", i), o)
+		b := storetest.PaidEventJSON(t, fmt.Sprintf("evt_slow%02d", i), o)
 		req, err := http.NewRequest(http.MethodPost, shop.URL+"/webhook", bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)

@@ -150,24 +150,6 @@ func startOutboxShop(t testing.TB, dbURL, receiverURL string) outboxShop {
 	return outboxShop{app: a, url: srv.URL, sent: sent}
 }
 
-// paidEvent is Stripe's checkout.session.completed event paying o.
-func paidEvent(t testing.TB, evtID string, o orders.Order) []byte {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{
-		"id": evtID, "object": "event", "api_version": "2025-09-30.clover", "created": time.Now().Unix(),
-		"type": orders.EventSessionCompleted,
-		"data": map[string]any{"object": map[string]any{
-			"id": o.SessionID, "object": "checkout.session", "status": "complete", "payment_status": "paid",
-			"amount_subtotal": o.AmountTotal, "amount_total": o.AmountTotal, "currency": o.Currency,
-			"client_reference_id": o.ID, "customer_details": map[string]any{"email": storetest.Email},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // seedOrders inserts n pending orders into the schema at dbURL and returns
 // them.
 func seedOrders(t testing.TB, dbURL, prefix string, n int) []orders.Order {
@@ -212,7 +194,7 @@ func TestOutboxTwoInstances(t *testing.T) {
 	for range 16 {
 		wg.Go(func() {
 			for i := range work {
-				b := paidEvent(t, fmt.Sprintf("evt_out%05d", i), list[i])
+				b := storetest.PaidEventJSON(t, fmt.Sprintf("evt_out%05d", i), list[i])
 				req, err := http.NewRequest(http.MethodPost, shops[i%2].url+"/webhook", bytes.NewReader(b))
 				if err != nil {
 					t.Error(err)

@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -135,4 +136,24 @@ var AllChannels = orders.Channels{Webhook: true, EmailCustomer: true, OwnerEmail
 func NewService(s orders.Store, clock *Clock, opts ...orders.ServiceOption) *orders.Service {
 	base := []orders.ServiceOption{orders.WithClock(clock.Now), orders.WithChannels(AllChannels)}
 	return orders.NewService(s, slog.New(slog.NewTextHandler(io.Discard, nil)), append(base, opts...)...)
+}
+
+// PaidEventJSON is the checkout.session.completed event that pays o, as
+// Stripe sends it (in a newer API version than the shop pins, whose
+// version-stable fields are all the shop reads).
+func PaidEventJSON(t testing.TB, evtID string, o orders.Order) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"id": evtID, "object": "event", "api_version": "2025-09-30.clover", "created": time.Now().Unix(),
+		"type": orders.EventSessionCompleted,
+		"data": map[string]any{"object": map[string]any{
+			"id": o.SessionID, "object": "checkout.session", "status": "complete", "payment_status": "paid",
+			"amount_subtotal": o.AmountTotal, "amount_total": o.AmountTotal, "currency": o.Currency,
+			"client_reference_id": o.ID, "customer_details": map[string]any{"email": Email},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
