@@ -166,4 +166,40 @@ func TestSlowReceiverDoesNotSlowWebhooks(t *testing.T) {
 	}
 	t.Logf("20 acknowledgements in %v, all before the receiver's first answer (%v after the first acknowledgement); %d deliveries under way by the last one",
 		acks[len(acks)-1].Sub(acks[0]), firstAnswer.Sub(acks[0]), inFlight)
+
+	// The dispatcher reports to the shop's metrics.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got := deliveriesMetric(t, a, "order.paid", "webhook", "delivered")
+		if got == float64(len(list)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shop_notification_deliveries_total{order.paid,webhook,delivered} = %v, want %d", got, len(list))
+		}
+	}
+}
+
+// deliveriesMetric reads one series of shop_notification_deliveries_total
+// from the app's metrics (0 when it has none).
+func deliveriesMetric(t testing.TB, a *app.App, typ, channel, outcome string) float64 {
+	t.Helper()
+	families, err := a.Metrics.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "shop_notification_deliveries_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["type"] == typ && labels["channel"] == channel && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
